@@ -1,0 +1,128 @@
+/**
+ * Activity implementations. Each checks its input with the shared zod schema, heartbeats its progress, and
+ * turns adapter errors into Temporal failures (non-retryable where retrying cannot help).
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { realpathSync, statSync } from 'node:fs';
+import { isAbsolute, join, relative } from 'node:path';
+import type { ZodType } from 'zod';
+import { formatIssues } from '../workflows/config';
+import { ErrorTypes } from '../workflows/errors';
+import { hostQueue } from '../workflows/queues';
+import {
+  buildImageInputSchema,
+  copyImageInputSchema,
+  pushImageInputSchema,
+  type BuildImageResult,
+  type RegistryRef,
+} from '../workflows/types';
+import type { SlipwayActivities } from './contract';
+import { BuildError } from './docker/builder';
+import type { ImageBuilder, Registry } from './ports';
+
+export type { SlipwayActivities } from './contract';
+
+function check<T>(schema: ZodType<T>, input: unknown, name: string): T {
+  const r = schema.safeParse(input);
+  if (!r.success) throw ApplicationFailure.nonRetryable(`${name}: invalid input\n${formatIssues(r.error, 'input')}`, ErrorTypes.InvalidInput);
+  return r.data;
+}
+
+/** Heartbeats carry the latest progress; a retried attempt can read what the previous one reached. */
+function heartbeat(details: Record<string, unknown>): void {
+  try {
+    Context.current().heartbeat(details);
+  } catch {
+    /* outside an activity (unit tests) */
+  }
+}
+
+function signal(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves a repo-relative path inside the workspace, refusing anything (symlinks included) that escapes it. */
+export function resolveInside(workspace: string, rel: string, what: string): string {
+  const root = realpathSync(workspace);
+  const full = join(root, rel);
+  let real: string;
+  try {
+    real = realpathSync(full);
+  } catch {
+    throw ApplicationFailure.nonRetryable(`${what} "${rel}" does not exist in the workspace ${root}`, ErrorTypes.InvalidInput);
+  }
+  const r = relative(root, real);
+  if (r.startsWith('..') || isAbsolute(r)) {
+    throw ApplicationFailure.nonRetryable(`${what} "${rel}" resolves outside the workspace`, ErrorTypes.InvalidInput);
+  }
+  return real;
+}
+
+export interface BuilderDeps {
+  builder: ImageBuilder;
+  /** Stable identity of this Docker host; names its task queue. */
+  hostId: string;
+  /** Root that build contexts are relative to (the repository checkout). */
+  workspace: string;
+}
+
+export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActivities, 'buildImage' | 'pushImage'> {
+  return {
+    async buildImage(raw): Promise<BuildImageResult> {
+      const input = check(buildImageInputSchema, raw, 'buildImage');
+      const contextDir = resolveInside(deps.workspace, input.context, 'build context');
+      if (!statSync(contextDir).isDirectory()) throw ApplicationFailure.nonRetryable(`build context "${input.context}" is not a directory`, ErrorTypes.InvalidInput);
+      resolveInside(contextDir, input.dockerfile, 'Dockerfile');
+      const started = Date.now();
+      const labels: Record<string, string> = {
+        'org.opencontainers.image.version': input.version,
+        'org.opencontainers.image.created': input.created,
+        'org.opencontainers.image.title': input.service,
+        ...(input.gitSha ? { 'org.opencontainers.image.revision': input.gitSha } : {}),
+        ...(input.source ? { 'org.opencontainers.image.source': input.source } : {}),
+      };
+      try {
+        const built = await deps.builder.build(
+          { contextDir, dockerfile: input.dockerfile, tag: input.tag, args: input.args, labels, signal: signal() },
+          heartbeat,
+        );
+        return { imageId: built.imageId, steps: built.steps, tag: input.tag, host: deps.hostId, hostQueue: hostQueue(deps.hostId), durationMs: Date.now() - started };
+      } catch (err) {
+        if (err instanceof BuildError) {
+          throw ApplicationFailure.create({
+            message: err.message,
+            type: ErrorTypes.BuildFailed,
+            nonRetryable: true,
+            details: [{ step: err.step, logTail: err.logTail }],
+          });
+        }
+        throw err;
+      }
+    },
+
+    async pushImage(raw) {
+      const input = check(pushImageInputSchema, raw, 'pushImage');
+      const pushed = await deps.builder.push(input.tag, input.registry, heartbeat, signal());
+      const repo = input.tag.slice(0, input.tag.lastIndexOf(':'));
+      return { reference: `${repo}@${pushed.digest}`, digest: pushed.digest, size: pushed.size };
+    },
+  };
+}
+
+export interface OrchestratorDeps {
+  /** One Registry adapter per registry type ("oci", "acr"), chosen by the target's type. */
+  registries: (ref: RegistryRef) => Registry;
+}
+
+export function createRegistryActivities(deps: OrchestratorDeps): Pick<SlipwayActivities, 'copyImage'> {
+  return {
+    async copyImage(raw) {
+      const input = check(copyImageInputSchema, raw, 'copyImage');
+      return deps.registries(input.targetRegistry).copy(input, heartbeat);
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Ports: one interface per external concern. Adapters (one per vendor) implement them and take their clients as
+ * constructor arguments, so tests hand them real clients pointed at local servers.
+ */
+import type { CopyImageInput, CopyImageResult, RegistryRef } from '../workflows/types';
+
+export type Progress = (details: Record<string, unknown>) => void;
+
+export interface BuildRequest {
+  contextDir: string;
+  dockerfile: string;
+  tag: string;
+  args: Record<string, string>;
+  labels: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface ImageBuilder {
+  build(req: BuildRequest, progress: Progress): Promise<{ imageId: string; steps: number }>;
+  push(tag: string, registry: RegistryRef, progress: Progress, signal?: AbortSignal): Promise<{ digest: string; size?: number }>;
+}
+
+/** Copies an image between repositories (and registries) by manifest, never by pulling it. */
+export interface Registry {
+  copy(input: CopyImageInput, progress: Progress): Promise<CopyImageResult>;
+}

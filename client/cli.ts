@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * The `slipway` CLI. Each command maps argv to a typed function that returns data; `--json` prints that data as one
+ * JSON document on stdout, everything else (progress, logs) goes to stderr.
+ *
+ * Exit codes: 0 success / target reached · 1 release failed or an error · 2 usage or validation error ·
+ * 3 rejected, expired, aborted, or an approval refused · 4 still running (a wait timed out).
+ */
+import { Command, CommanderError } from 'commander';
+import { userInfo } from 'node:os';
+import { parseDuration } from '../workflows/config';
+import { releaseWorkflowId } from '../workflows/queues';
+import type { ReleaseStatus } from '../workflows/types';
+import { ApprovalRefusedError, SlipwayClient } from './client';
+import { loadConfig, planRelease, UsageError } from './config';
+import { renderStatus } from './render';
+import { temporalSettings } from '../workers/connection';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 3, running: 4 } as const;
+
+interface Globals {
+  json?: boolean;
+  config: string;
+  address?: string;
+  namespace?: string;
+}
+
+class Exit extends Error {
+  constructor(readonly code: number, readonly payload?: unknown, message = '') {
+    super(message);
+  }
+}
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+export function exitCodeFor(status: ReleaseStatus, reached = true): number {
+  switch (status.phase) {
+    case 'succeeded':
+      return EXIT.ok;
+    case 'failed':
+      return EXIT.failed;
+    case 'rejected':
+    case 'expired':
+    case 'aborted':
+      return EXIT.rejected;
+    default:
+      return reached ? EXIT.ok : EXIT.running;
+  }
+}
+
+function durationOpt(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = parseDuration(text);
+  if (!ms) throw new UsageError(`${name}: must be a duration such as 90s, 30m or 2h`);
+  return ms;
+}
+
+function releaseId(id: string | undefined, o: { service?: string; version?: string }): string {
+  if (id) {
+    if (!/^release:[a-z][a-z0-9-]*:[A-Za-z0-9._-]+$/.test(id)) throw new UsageError(`release id: must look like release:<service>:<version>, got "${id}"`);
+    return id;
+  }
+  if (o.service && o.version) return releaseWorkflowId(o.service, o.version);
+  throw new UsageError('name the release: release:<service>:<version>, or --service and --version');
+}
+
+const defaultIdentity = () => process.env.SLIPWAY_USER ?? process.env.GITHUB_ACTOR ?? process.env.BUILD_REQUESTEDFOREMAIL ?? userInfo().username;
+
+export function buildProgram(out: (doc: unknown, human: string) => void): Command {
+  const program = new Command('slipway')
+    .description('Durable, auditable releases on Temporal')
+    .option('--json', 'print one JSON document on stdout')
+    .option('--config <file>', 'slipway.yaml', process.env.SLIPWAY_CONFIG ?? 'slipway.yaml')
+    .option('--address <host:port>', 'Temporal frontend (default $TEMPORAL_ADDRESS or 127.0.0.1:7233)')
+    .option('--namespace <ns>', 'Temporal namespace (default $TEMPORAL_NAMESPACE or default)')
+    .exitOverride()
+    .showHelpAfterError();
+
+  const globals = (): Globals => program.opts() as Globals;
+  const connect = async () => {
+    const s = temporalSettings();
+    return SlipwayClient.connect(globals().address ?? s.address, globals().namespace ?? s.namespace);
+  };
+
+  const release = program.command('release').description('start, follow and decide releases');
+
+  release
+    .command('start')
+    .description('start a release (or attach to the running one with the same service and version)')
+    .requiredOption('--service <name>')
+    .requiredOption('--version <semver>')
+    .option('--git-sha <sha>')
+    .option('--image <ref>', 'release an already-built image instead of building')
+    .option('--requester <identity>', 'who asks for this release', defaultIdentity())
+    .option('--wait-for <target>', 'wait until a stage, stage kind, environment or "done" is reached')
+    .option('--timeout <duration>', 'how long --wait-for waits', '60m')
+    .action(async (o) => {
+      const cfg = loadConfig(globals().config);
+      const input = planRelease(cfg, { service: o.service, version: o.version, gitSha: o.gitSha, image: o.image, requester: o.requester });
+      const timeoutMs = durationOpt(o.timeout, '--timeout');
+      const client = await connect();
+      const started = await client.start(input);
+      log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId} (run ${started.runId})`);
+      if (!o.waitFor) return out(started, `${started.workflowId}`);
+      const { status, reached } = await client.waitFor(started.workflowId, o.waitFor, { timeoutMs, onStatus: progressPrinter() });
+      const code = exitCodeFor(status, reached);
+      throw new Exit(code, { ...started, reached, status }, renderStatus(status));
+    });
+
+  release
+    .command('status [id]')
+    .description('the typed status of a release')
+    .option('--service <name>')
+    .option('--version <semver>')
+    .action(async (id, o) => {
+      const status = await (await connect()).status(releaseId(id, o));
+      out(status, renderStatus(status));
+    });
+
+  release
+    .command('wait [id]')
+    .description('wait for a release to reach a target (default: done)')
+    .option('--service <name>')
+    .option('--version <semver>')
+    .option('--for <target>', 'stage, stage kind, environment or "done"', 'done')
+    .option('--timeout <duration>', 'give up (exit 4) after this long')
+    .action(async (id, o) => {
+      const { status, reached } = await (await connect()).waitFor(releaseId(id, o), o.for, { timeoutMs: durationOpt(o.timeout, '--timeout'), onStatus: progressPrinter() });
+      throw new Exit(exitCodeFor(status, reached), { reached, status }, renderStatus(status));
+    });
+
+  for (const decision of ['approve', 'reject'] as const) {
+    release
+      .command(`${decision} [id]`)
+      .description(`${decision} a release awaiting approval`)
+      .option('--service <name>')
+      .option('--version <semver>')
+      .option('--as <identity>', 'who decides', defaultIdentity())
+      .option('--comment <text>')
+      .option('--digest <sha256:...>', 'refuse unless the release is exactly this digest')
+      .option('--env <environment>', 'the environment whose gate this decides')
+      .action(async (id, o) => {
+        const response = await (await connect()).decide(releaseId(id, o), decision, { approver: o.as, comment: o.comment, digest: o.digest, environment: o.env });
+        out(response, `${response.decision} for ${response.environment}: ${response.received}/${response.required} approvals${response.complete ? ' — gate complete' : ''}`);
+      });
+  }
+
+  release
+    .command('abort [id]')
+    .description('abort a release at whatever stage it is in')
+    .option('--service <name>')
+    .option('--version <semver>')
+    .requiredOption('--reason <text>')
+    .option('--as <identity>', 'who aborts', defaultIdentity())
+    .action(async (id, o) => {
+      const wid = releaseId(id, o);
+      await (await connect()).abort(wid, o.reason, o.as);
+      out({ workflowId: wid, aborted: true }, `abort sent to ${wid}`);
+    });
+
+  release
+    .command('list')
+    .description('list releases (from Temporal visibility)')
+    .option('--awaiting-approval', 'only those waiting for a decision')
+    .option('--service <name>')
+    .option('--env <environment>', 'only those awaiting approval for this environment')
+    .option('--limit <n>', 'at most this many', '100')
+    .action(async (o) => {
+      const rows = await (await connect()).list({ awaitingApproval: o.awaitingApproval, service: o.service, environment: o.env, limit: Number(o.limit) });
+      out(rows, rows.map((r) => `${r.workflowId.padEnd(40)} ${r.status.padEnd(10)} ${(r.stage ?? '').padEnd(16)} ${r.awaitingApproval ? `awaiting ${r.awaitingApproval}` : ''}`).join('\n') || '(none)');
+    });
+
+  program
+    .command('worker')
+    .description('run workers: the orchestrator (workflows, registry activities) and/or a Docker-host builder')
+    .option('--role <role>', 'orchestrator | builder | all', 'all')
+    .action(async (o) => {
+      const { runWorkers } = await import('./worker-command');
+      await runWorkers({ role: o.role, config: globals().config, address: globals().address, namespace: globals().namespace });
+    });
+
+  const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry)');
+  stack.command('up').action(async () => {
+    const { stackUp } = await import('./stack');
+    const s = await stackUp();
+    out(
+      { temporal: s.temporal, docker: s.docker, registry: { url: s.registry.url, username: s.registry.username, started: s.registry.started } },
+      `Temporal ${s.temporal.address} (Web ${s.temporal.uiUrl ?? 'n/a'})\nDocker ${s.docker.host}\nRegistry ${s.registry.url} (user ${s.registry.username})`,
+    );
+  });
+  stack.command('down').action(async () => {
+    const { stackDown } = await import('./stack');
+    const stopped = await stackDown();
+    out({ stopped }, stopped.length ? `stopped ${stopped.join(', ')}` : 'nothing was running');
+  });
+
+  program
+    .command('dev')
+    .description('bring the local stack up, run the workers, and start a demo release of the sample service')
+    .option('--version <semver>', 'demo release version', 'v1.0.2')
+    .option('--no-release', 'only the stack and the workers')
+    .action(async (o) => {
+      const { runDev } = await import('./worker-command');
+      await runDev({ config: globals().config, version: o.version, release: o.release });
+    });
+
+  return program;
+}
+
+function progressPrinter() {
+  let last = '';
+  return (s: ReleaseStatus) => {
+    const active = s.stages.find((x) => x.state === 'running' || x.state === 'waiting');
+    const line = `${s.phase}${active ? ` · ${active.id} ${active.state}` : ''}`;
+    if (line !== last) log(`… ${line}`);
+    last = line;
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const out = (doc: unknown, human: string) => process.stdout.write(json ? `${JSON.stringify(doc, null, 2)}\n` : `${human}\n`);
+  try {
+    await buildProgram(out).parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (err) {
+    if (err instanceof Exit) {
+      out(err.payload, err.message);
+      return err.code;
+    }
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const message = (err as Error).message ?? String(err);
+    if (json) process.stdout.write(`${JSON.stringify({ error: message, kind: (err as Error).name })}\n`);
+    log(`error: ${message}`);
+    if (err instanceof UsageError) return EXIT.usage;
+    if (err instanceof ApprovalRefusedError) return EXIT.rejected;
+    return EXIT.failed;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}

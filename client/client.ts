@@ -1,0 +1,162 @@
+/** The typed client library: what the CLI (and later the UI) call. Returns data; prints nothing. */
+import {
+  Client,
+  Connection,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowUpdateFailedError,
+  type WorkflowHandle,
+} from '@temporalio/client';
+import { ErrorTypes } from '../workflows/errors';
+import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
+import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
+import { SA } from '../workflows/search-attributes';
+import { TERMINAL_PHASES, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
+import type { releaseWorkflow } from '../workflows/release';
+
+export class ApprovalRefusedError extends Error {
+  override name = 'ApprovalRefusedError';
+}
+
+export interface StartResult {
+  workflowId: string;
+  runId: string;
+  /** True when a release with this id already existed and this call attached to it. */
+  attached: boolean;
+}
+
+export interface ReleaseSummary {
+  workflowId: string;
+  runId: string;
+  status: string;
+  service?: string;
+  version?: string;
+  stage?: string;
+  awaitingApproval?: string;
+  requester?: string;
+  digest?: string;
+  startTime: string;
+}
+
+export class SlipwayClient {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string = ORCHESTRATOR_QUEUE,
+  ) {}
+
+  static async connect(address: string, namespace: string): Promise<SlipwayClient> {
+    const connection = await Connection.connect({ address });
+    return new SlipwayClient(new Client({ connection, namespace }));
+  }
+
+  handle(workflowId: string): WorkflowHandle<typeof releaseWorkflow> {
+    return this.client.workflow.getHandle<typeof releaseWorkflow>(workflowId);
+  }
+
+  async start(input: ReleaseInput): Promise<StartResult> {
+    const workflowId = releaseWorkflowId(input.service, input.version);
+    try {
+      const h = await this.client.workflow.start('releaseWorkflow', {
+        args: [input],
+        taskQueue: this.taskQueue,
+        workflowId,
+        // A failed or aborted release may be started again; a succeeded one may not (CI re-runs attach to it).
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+        typedSearchAttributes: [
+          { key: SA.service, value: input.service },
+          { key: SA.version, value: input.version },
+          { key: SA.requester, value: input.requester },
+          { key: SA.stage, value: 'queued' },
+          { key: SA.awaitingApproval, value: '' },
+        ],
+      });
+      return { workflowId, runId: h.firstExecutionRunId, attached: false };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const d = await this.handle(workflowId).describe();
+      return { workflowId, runId: d.runId, attached: true };
+    }
+  }
+
+  async status(workflowId: string): Promise<ReleaseStatus> {
+    return this.handle(workflowId).query(statusQuery);
+  }
+
+  /**
+   * Waits until the release reaches `target` — a stage id ("push", "approval:prod"), a stage kind ("build",
+   * "approval"), an environment name (its image is there), or "done" — or ends. Polls the status query.
+   */
+  async waitFor(workflowId: string, target: string, opts: { timeoutMs?: number; intervalMs?: number; onStatus?: (s: ReleaseStatus) => void } = {}): Promise<{ status: ReleaseStatus; reached: boolean }> {
+    const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
+    for (;;) {
+      const status = await this.status(workflowId);
+      opts.onStatus?.(status);
+      const reached = reachedTarget(status, target);
+      if (reached || TERMINAL_PHASES.includes(status.phase)) return { status, reached };
+      if (Date.now() > deadline) return { status, reached: false };
+      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 500));
+    }
+  }
+
+  async decide(workflowId: string, decision: 'approve' | 'reject', req: ApprovalRequest): Promise<ApprovalResponse> {
+    try {
+      return await this.handle(workflowId).executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, { args: [req] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) {
+        const cause: any = err.cause;
+        if (cause?.type === ErrorTypes.ApprovalRefused) throw new ApprovalRefusedError(cause.message);
+        throw new ApprovalRefusedError(cause?.message ?? err.message);
+      }
+      throw err;
+    }
+  }
+
+  async abort(workflowId: string, reason: string, by: string): Promise<void> {
+    await this.handle(workflowId).signal(abortSignal, { reason, by });
+  }
+
+  /** The final status, whether the release succeeded or not. */
+  async result(workflowId: string): Promise<ReleaseStatus> {
+    try {
+      return await this.handle(workflowId).result();
+    } catch (err) {
+      if (err instanceof WorkflowFailedError) {
+        const details = (err.cause as any)?.details?.[0];
+        if (details?.phase) return details as ReleaseStatus;
+      }
+      throw err;
+    }
+  }
+
+  async list(filter: { awaitingApproval?: boolean; service?: string; environment?: string; limit?: number } = {}): Promise<ReleaseSummary[]> {
+    const clauses = ["WorkflowType = 'releaseWorkflow'"];
+    if (filter.service) clauses.push(`SlipwayService = '${filter.service.replace(/'/g, '')}'`);
+    if (filter.environment) clauses.push(`SlipwayAwaitingApproval = '${filter.environment.replace(/'/g, '')}'`);
+    else if (filter.awaitingApproval) clauses.push(`SlipwayAwaitingApproval != '' AND ExecutionStatus = 'Running'`);
+    const out: ReleaseSummary[] = [];
+    for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {
+      const sa = wf.typedSearchAttributes;
+      out.push({
+        workflowId: wf.workflowId,
+        runId: wf.runId,
+        status: wf.status.name,
+        service: sa.get(SA.service),
+        version: sa.get(SA.version),
+        stage: sa.get(SA.stage),
+        awaitingApproval: sa.get(SA.awaitingApproval) || undefined,
+        requester: sa.get(SA.requester),
+        digest: sa.get(SA.digest),
+        startTime: wf.startTime.toISOString(),
+      });
+      if (out.length >= (filter.limit ?? 100)) break;
+    }
+    return out;
+  }
+}
+
+export function reachedTarget(status: ReleaseStatus, target: string): boolean {
+  if (target === 'done') return TERMINAL_PHASES.includes(status.phase);
+  if (status.references[target]) return true;
+  const matches = status.stages.filter((s) => s.id === target || s.kind === target);
+  return matches.some((s) => s.state === 'succeeded' || (s.kind === 'approval' && s.state === 'waiting'));
+}

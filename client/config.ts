@@ -1,0 +1,100 @@
+/** Loads slipway.yaml and turns a start request into the workflow's release plan, refusing bad input first. */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import {
+  formatIssues,
+  gitShaSchema,
+  identitySchema,
+  imageRefSchema,
+  nameSchema,
+  parseDuration,
+  slipwayConfigSchema,
+  versionSchema,
+  type SlipwayConfig,
+} from '../workflows/config';
+import { releaseInputSchema, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function parseConfig(text: string, file = 'slipway.yaml'): SlipwayConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 50 });
+  } catch (err) {
+    if (err instanceof YAMLParseError) throw new UsageError(`${file}: YAML error: ${err.message}`);
+    throw err;
+  }
+  const r = slipwayConfigSchema.safeParse(doc ?? {});
+  if (!r.success) throw new UsageError(`${file} is invalid:\n${formatIssues(r.error)}`);
+  return r.data;
+}
+
+export function loadConfig(file: string): SlipwayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as Error).message} (pass --config or set SLIPWAY_CONFIG)`);
+  }
+  if (text.length > 1_000_000) throw new UsageError(`${file} is larger than 1 MB`);
+  return parseConfig(text, file);
+}
+
+export const startRequestSchema = z.strictObject({
+  service: nameSchema,
+  version: versionSchema,
+  gitSha: gitShaSchema.optional(),
+  image: imageRefSchema.optional(),
+  requester: identitySchema,
+});
+export type StartRequest = z.infer<typeof startRequestSchema>;
+
+/** Checks the request against the schema and the configuration; returns the plan the workflow runs. */
+export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
+  const r = startRequestSchema.safeParse(raw);
+  if (!r.success) throw new UsageError(`invalid release request:\n${formatIssues(r.error)}`);
+  const req = r.data;
+  const svc = cfg.services[req.service];
+  if (!svc) throw new UsageError(`service: unknown service "${req.service}" (configured: ${Object.keys(cfg.services).join(', ')})`);
+  const order = cfg.pipeline ?? Object.keys(cfg.environments);
+  const repository = svc.repository ?? req.service;
+  const environments: EnvironmentPlan[] = order.map((name) => {
+    const env = cfg.environments[name];
+    const reg = cfg.registries[env.registry];
+    const a = env.approval;
+    return {
+      name,
+      registry:
+        reg.type === 'oci'
+          ? { name: env.registry, type: 'oci', host: reg.url, insecure: reg.insecure }
+          : { name: env.registry, type: 'acr', host: reg.loginServer, insecure: false, acr: { subscriptionId: reg.subscriptionId, resourceGroup: reg.resourceGroup, registryName: reg.registryName } },
+      repository: `${env.imagePrefix}${repository}`,
+      approval: a
+        ? {
+            users: a.approvers.filter((p) => !p.startsWith('group:')).map((p) => p.replace(/^user:/, '')),
+            groups: a.approvers.filter((p) => p.startsWith('group:')).map((p) => p.slice(6)),
+            groupMembers: Object.fromEntries(a.approvers.filter((p) => p.startsWith('group:')).map((p) => [p.slice(6), cfg.groups[p.slice(6)] ?? []])),
+            minApprovals: a.minApprovals,
+            requesterCannotApprove: a.requesterCannotApprove,
+            timeoutMs: parseDuration(a.timeout)!,
+            onTimeout: a.onTimeout,
+          }
+        : undefined,
+    };
+  });
+  const input: ReleaseInput = {
+    service: req.service,
+    version: req.version,
+    gitSha: req.gitSha,
+    requester: req.requester,
+    source: svc.source,
+    environments,
+    ...(req.image ? { image: req.image } : { build: { context: svc.build.context, dockerfile: svc.build.dockerfile, args: svc.build.args } }),
+  };
+  const checked = releaseInputSchema.safeParse(input);
+  if (!checked.success) throw new UsageError(`invalid release plan:\n${formatIssues(checked.error)}`);
+  return checked.data;
+}

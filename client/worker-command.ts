@@ -1,0 +1,70 @@
+/** `slipway worker` and `slipway dev`: run workers against the configured (or embedded) stack. */
+import type { Worker } from '@temporalio/worker';
+import { resolve } from 'node:path';
+import { createBuilderWorkers } from '../workers/builder';
+import { temporalSettings } from '../workers/connection';
+import { connectWorker, createOrchestratorWorker } from '../workers/orchestrator';
+import { SlipwayClient } from './client';
+import { loadConfig, planRelease } from './config';
+import { renderStatus } from './render';
+import { stackUp, workerEnv, type Stack } from './stack';
+
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
+
+/** Hands the embedded registry's credentials to this worker for config registries that point at it. */
+function adoptStackCredentials(configFile: string, stack: Stack): void {
+  const cfg = loadConfig(configFile);
+  for (const [name, reg] of Object.entries(cfg.registries)) {
+    if (reg.type === 'oci' && reg.url === stack.registry.url) {
+      for (const [k, v] of Object.entries(workerEnv(stack, name))) if (k.startsWith('SLIPWAY_REGISTRY_')) process.env[k] ??= v;
+    }
+  }
+  process.env.DOCKER_HOST ??= stack.docker.host;
+}
+
+export async function startWorkers(opts: { role: string; address: string; namespace: string; workspace?: string }): Promise<Worker[]> {
+  const connection = await connectWorker({ address: opts.address, namespace: opts.namespace });
+  const workers: Worker[] = [];
+  if (opts.role === 'orchestrator' || opts.role === 'all') workers.push(await createOrchestratorWorker({ connection, namespace: opts.namespace }));
+  if (opts.role === 'builder' || opts.role === 'all') workers.push(...(await createBuilderWorkers({ connection, namespace: opts.namespace, workspace: opts.workspace })));
+  if (!workers.length) throw new Error(`--role must be orchestrator, builder or all, not "${opts.role}"`);
+  return workers;
+}
+
+export async function runWorkers(opts: { role: string; config: string; address?: string; namespace?: string }): Promise<void> {
+  const s = temporalSettings();
+  if (!process.env.TEMPORAL_ADDRESS && !opts.address) {
+    // On the embedded stack, pick up what `slipway stack up` started.
+    const stack = await stackUp();
+    adoptStackCredentials(opts.config, stack);
+  }
+  const workers = await startWorkers({ role: opts.role, address: opts.address ?? s.address, namespace: opts.namespace ?? s.namespace, workspace: resolve('.') });
+  log(`slipway worker (${opts.role}) polling on ${opts.address ?? s.address}`);
+  await Promise.all(workers.map((w) => w.run()));
+}
+
+export async function runDev(opts: { config: string; version: string; release: boolean }): Promise<void> {
+  log('bringing the local stack up …');
+  const stack = await stackUp();
+  adoptStackCredentials(opts.config, stack);
+  log(`Temporal ${stack.temporal.address} · Temporal Web ${stack.temporal.uiUrl} · Docker ${stack.docker.host} · registry ${stack.registry.url}`);
+  const s = temporalSettings();
+  const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.') });
+  const running = Promise.all(workers.map((w) => w.run()));
+  if (opts.release) {
+    const client = await SlipwayClient.connect(stack.temporal.address, s.namespace);
+    const input = planRelease(loadConfig(opts.config), { service: 'delivery', version: opts.version, requester: process.env.SLIPWAY_USER ?? 'dev' });
+    const started = await client.start(input);
+    log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId}`);
+    log(`  Temporal Web: ${stack.temporal.uiUrl}/namespaces/${s.namespace}/workflows/${encodeURIComponent(started.workflowId)}`);
+    const { status } = await client.waitFor(started.workflowId, 'approval');
+    log(renderStatus(status));
+    if (status.phase === 'awaiting-approval') log(`approve from another terminal:\n  slipway release approve ${started.workflowId} --as alice --comment "looks good"`);
+    const final = await client.waitFor(started.workflowId, 'done');
+    log(renderStatus(final.status));
+  }
+  log('workers keep running; Ctrl-C to stop');
+  process.once('SIGINT', () => workers.forEach((w) => w.shutdown()));
+  process.once('SIGTERM', () => workers.forEach((w) => w.shutdown()));
+  await running;
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Slipway's demo and tests need, idempotently: Debian packages (Docker engine, registry, htpasswd,
+# docker-compose), the Temporal CLI (go install, cached in ~/.cache/slipway/bin), npm dependencies, the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin"
+mkdir -p "$BIN"
+log() { echo "[install] $*" >&2; }
+
+need_apt=()
+command -v dockerd >/dev/null || need_apt+=(docker.io)
+command -v docker-registry >/dev/null || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null || need_apt+=(apache2-utils)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${need_apt[*]}"; exit 1; fi
+  log "apt-get install ${need_apt[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v temporal >/dev/null && [ ! -x "$BIN/temporal" ]; then
+  # v1.6+ cannot be go-installed (a local replace directive); v1.5.1 can.
+  log "go install github.com/temporalio/cli/cmd/temporal@v1.5.1 (first time: several minutes)"
+  GOBIN="$BIN" go install github.com/temporalio/cli/cmd/temporal@v1.5.1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+log "tsc"
+npx tsc -p tsconfig.json
+if [ ! -x services/delivery/bin/delivery ] || [ services/delivery/main.go -nt services/delivery/bin/delivery ]; then
+  log "building the sample service binary"
+  bash scripts/build-sample.sh
+fi
+log "ready"

@@ -1,0 +1,3 @@
+module slipway.dev/samples/delivery
+
+go 1.22

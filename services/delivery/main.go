@@ -1,0 +1,110 @@
+// delivery is Slipway's sample service: a tiny HTTP server with /healthz and Prometheus /metrics.
+// ERROR_RATE (0..1) and LATENCY_MS inject failures and delay, so canary analysis has something to catch.
+package main
+
+import (
+	"fmt"
+	"log"
+	"math/rand"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+type metrics struct {
+	mu       sync.Mutex
+	requests map[string]int64 // "path|code" -> count
+	hist     map[string][]int64
+	sum      map[string]float64
+	count    map[string]int64
+}
+
+func newMetrics() *metrics {
+	return &metrics{requests: map[string]int64{}, hist: map[string][]int64{}, sum: map[string]float64{}, count: map[string]int64{}}
+}
+
+func (m *metrics) observe(path string, code int, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests[path+"|"+strconv.Itoa(code)]++
+	h, ok := m.hist[path]
+	if !ok {
+		h = make([]int64, len(buckets))
+		m.hist[path] = h
+	}
+	s := d.Seconds()
+	for i, b := range buckets {
+		if s <= b {
+			h[i]++
+		}
+	}
+	m.sum[path] += s
+	m.count[path]++
+}
+
+func (m *metrics) write(w http.ResponseWriter, version string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintf(w, "# HELP delivery_build_info Build information.\n# TYPE delivery_build_info gauge\ndelivery_build_info{version=%q} 1\n", version)
+	fmt.Fprintln(w, "# HELP http_requests_total Requests served, by path and status code.\n# TYPE http_requests_total counter")
+	keys := make([]string, 0, len(m.requests))
+	for k := range m.requests {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := strings.SplitN(k, "|", 2)
+		fmt.Fprintf(w, "http_requests_total{path=%q,code=%q} %d\n", p[0], p[1], m.requests[k])
+	}
+	fmt.Fprintln(w, "# HELP http_request_duration_seconds Request latency.\n# TYPE http_request_duration_seconds histogram")
+	for path, h := range m.hist {
+		for i, b := range buckets {
+			fmt.Fprintf(w, "http_request_duration_seconds_bucket{path=%q,le=%q} %d\n", path, strconv.FormatFloat(b, 'g', -1, 64), h[i])
+		}
+		fmt.Fprintf(w, "http_request_duration_seconds_bucket{path=%q,le=\"+Inf\"} %d\n", path, m.count[path])
+		fmt.Fprintf(w, "http_request_duration_seconds_sum{path=%q} %g\nhttp_request_duration_seconds_count{path=%q} %d\n", path, m.sum[path], path, m.count[path])
+	}
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+func main() {
+	version := os.Getenv("VERSION")
+	errorRate := envFloat("ERROR_RATE", 0)
+	latency := time.Duration(envFloat("LATENCY_MS", 0) * float64(time.Millisecond))
+	addr := os.Getenv("LISTEN")
+	if addr == "" {
+		addr = ":8080"
+	}
+	m := newMetrics()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) { m.write(w, version) })
+	mux.HandleFunc("/api/deliveries", func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		time.Sleep(latency)
+		code := http.StatusOK
+		if rand.Float64() < errorRate {
+			code = http.StatusInternalServerError
+		}
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"version\":%q,\"status\":%d}\n", version, code)
+		m.observe("/api/deliveries", code, time.Since(start))
+	})
+	log.Printf("delivery %s listening on %s (error rate %.2f, latency %s)", version, addr, errorRate, latency)
+	log.Fatal(http.ListenAndServe(addr, mux))
+}

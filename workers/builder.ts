@@ -1,0 +1,46 @@
+/**
+ * The builder worker, one per Docker host. It polls the shared build queue and its own host queue: a build may
+ * land on any host, and the push that follows is routed to the queue of the host that holds the image.
+ */
+import Docker from 'dockerode';
+import { hostname } from 'node:os';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createBuilderActivities } from '../activities';
+import { DockerImageBuilder } from '../activities/docker/builder';
+import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
+import { BUILD_QUEUE, hostQueue } from '../workflows/queues';
+
+export interface BuilderOptions {
+  connection: NativeConnection;
+  namespace: string;
+  docker?: Docker;
+  credentials?: CredentialStore;
+  hostId?: string;
+  workspace?: string;
+  /** Concurrent builds on this host; Docker builds are CPU- and disk-heavy. */
+  maxConcurrentBuilds?: number;
+}
+
+export function dockerFromEnv(env: NodeJS.ProcessEnv = process.env): Docker {
+  const host = env.DOCKER_HOST;
+  if (host?.startsWith('unix://')) return new Docker({ socketPath: host.slice('unix://'.length) });
+  if (host?.startsWith('tcp://')) {
+    const u = new URL(host.replace('tcp://', 'http://'));
+    return new Docker({ host: u.hostname, port: Number(u.port || 2375) });
+  }
+  return new Docker({ socketPath: '/var/run/docker.sock' });
+}
+
+export async function createBuilderWorkers(opts: BuilderOptions): Promise<Worker[]> {
+  const hostId = opts.hostId ?? process.env.SLIPWAY_BUILDER_ID ?? hostname();
+  const activities = createBuilderActivities({
+    builder: new DockerImageBuilder(opts.docker ?? dockerFromEnv(), opts.credentials ?? new EnvCredentialStore()),
+    hostId,
+    workspace: opts.workspace ?? process.env.SLIPWAY_WORKSPACE ?? process.cwd(),
+  });
+  const common = { connection: opts.connection, namespace: opts.namespace, activities };
+  return Promise.all([
+    Worker.create({ ...common, taskQueue: BUILD_QUEUE, maxConcurrentActivityTaskExecutions: opts.maxConcurrentBuilds ?? 2 }),
+    Worker.create({ ...common, taskQueue: hostQueue(hostId), maxConcurrentActivityTaskExecutions: 4 }),
+  ]);
+}

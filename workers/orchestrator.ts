@@ -1,0 +1,41 @@
+/** The orchestrator worker: the release workflow and the registry activities (promotion by manifest copy). */
+import { DefaultAzureCredential } from '@azure/identity';
+import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createRegistryActivities } from '../activities';
+import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
+import { registryFactory } from '../activities/registry/factory';
+import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
+import type { TemporalSettings } from './connection';
+
+export interface OrchestratorOptions {
+  connection: NativeConnection;
+  namespace: string;
+  credentials?: CredentialStore;
+  /** Pre-built workflow bundle (tests bundle once); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  taskQueue?: string;
+}
+
+export async function createOrchestratorWorker(opts: OrchestratorOptions): Promise<Worker> {
+  const credentials = opts.credentials ?? new EnvCredentialStore();
+  const registries = registryFactory({
+    credentials,
+    armClient: (ref) =>
+      new ContainerRegistryManagementClient(new DefaultAzureCredential(), ref.acr!.subscriptionId, {
+        // Sovereign clouds, or a local endpoint in tests.
+        ...(process.env.SLIPWAY_ARM_ENDPOINT ? { endpoint: process.env.SLIPWAY_ARM_ENDPOINT } : {}),
+      }),
+  });
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createRegistryActivities({ registries }),
+  });
+}
+
+export async function connectWorker(settings: TemporalSettings): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: settings.address });
+}

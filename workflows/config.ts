@@ -1,0 +1,167 @@
+/**
+ * The `slipway.yaml` schema and the rules every name, path and reference must follow.
+ * Pure (zod only): the CLI, the workers and the workflow share it, and it never touches the file system.
+ */
+import { z } from 'zod';
+
+// Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
+export const nameSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(63, 'must be at most 63 characters')
+  .regex(/^[a-z][a-z0-9-]*$/, 'must start with a lower-case letter and hold only a-z, 0-9 and "-"');
+
+// A release version doubles as an image tag, so semver minus build metadata ("+" is not allowed in tags).
+export const versionSchema = z
+  .string()
+  .max(128, 'must be at most 128 characters')
+  .regex(
+    /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/,
+    'must be a semantic version such as v1.0.2 or 1.4.0-rc.1 (no build metadata)',
+  );
+
+export const gitShaSchema = z.string().regex(/^[0-9a-f]{7,40}$/, 'must be 7 to 40 lower-case hex digits');
+
+export const identitySchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128, 'must be at most 128 characters')
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@+-]*$/, 'must be a user name or e-mail address (letters, digits, . _ @ + -)');
+
+// A path inside the repository: relative, no "..", no characters a shell or Docker would interpret.
+export const repoPathSchema = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(255, 'must be at most 255 characters')
+  .regex(/^[A-Za-z0-9._/-]+$/, 'may hold only letters, digits, ".", "_", "-" and "/"')
+  .refine((p) => !p.startsWith('/'), 'must be relative to the repository root')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
+
+export const registryHostSchema = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be a host name with an optional port, e.g. myrepo.azurecr.io or 127.0.0.1:5000');
+
+const repoComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+export const repositorySchema = z
+  .string()
+  .max(255, 'must be at most 255 characters')
+  .regex(new RegExp(`^${repoComponent}(?:/${repoComponent})*$`), 'must be an OCI repository path such as delivery or prod/delivery');
+
+// host[:port]/path[:tag][@sha256:digest] — a fully qualified reference; no implicit Docker Hub.
+export const imageRefSchema = z
+  .string()
+  .max(512, 'must be at most 512 characters')
+  .regex(
+    new RegExp(`^[A-Za-z0-9.-]+(:[0-9]{1,5})?/${repoComponent}(?:/${repoComponent})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`),
+    'must be a fully qualified image reference such as 127.0.0.1:5000/delivery:v1.0.2 or …@sha256:<64 hex>',
+  );
+
+export const digestSchema = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 lower-case hex digits>');
+
+/** "90s", "30m", "72h", "2d", "500ms" → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return Number(m[1]) * unit;
+}
+
+export const durationSchema = z
+  .string()
+  .refine((d) => parseDuration(d) !== undefined, 'must be a duration such as 90s, 30m, 72h or 2d')
+  .refine((d) => (parseDuration(d) ?? 0) > 0, 'must be longer than zero')
+  .refine((d) => (parseDuration(d) ?? 0) <= 30 * 86_400_000, 'must be at most 30d');
+
+const ociRegistrySchema = z.strictObject({
+  type: z.literal('oci'),
+  url: registryHostSchema,
+  insecure: z.boolean().default(false),
+});
+
+const acrRegistrySchema = z.strictObject({
+  type: z.literal('acr'),
+  loginServer: registryHostSchema,
+  subscriptionId: z.string().regex(/^[0-9a-fA-F-]{36}$/, 'must be a subscription GUID'),
+  resourceGroup: z.string().regex(/^[A-Za-z0-9._()-]{1,90}$/, 'must be an Azure resource group name'),
+  registryName: z.string().regex(/^[A-Za-z0-9]{5,50}$/, 'must be 5 to 50 letters and digits'),
+});
+
+export const registryConfigSchema = z.discriminatedUnion('type', [ociRegistrySchema, acrRegistrySchema]);
+
+// "alice" or "user:alice" names a person; "group:release-managers" names a group from `groups:`.
+const principalSchema = z
+  .string()
+  .regex(/^((user|group):)?[A-Za-z0-9][A-Za-z0-9._@+-]*$/, 'must be a user ("alice" or "user:alice") or a group ("group:release-managers")');
+
+export const approvalPolicySchema = z
+  .strictObject({
+    approvers: z.array(principalSchema).min(1, 'must name at least one approver'),
+    minApprovals: z.number().int('must be a whole number').min(1, 'must be at least 1').max(10, 'must be at most 10').default(1),
+    requesterCannotApprove: z.boolean().default(true),
+    timeout: durationSchema.default('72h'),
+    onTimeout: z.enum(['reject', 'approve']).default('reject'),
+  });
+
+export const environmentConfigSchema = z.strictObject({
+  registry: nameSchema,
+  imagePrefix: z
+    .string()
+    .regex(/^([a-z0-9]+(?:[._-][a-z0-9]+)*\/)*$/, 'must be empty or repository path segments ending in "/", e.g. prod/')
+    .default(''),
+  approval: approvalPolicySchema.optional(),
+});
+
+const buildArgName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a build-arg name (letters, digits, _)');
+
+export const serviceConfigSchema = z.strictObject({
+  repository: repositorySchema.optional(),
+  source: z.string().url('must be a URL').max(512).optional(),
+  build: z.strictObject({
+    context: repoPathSchema,
+    dockerfile: repoPathSchema.default('Dockerfile'),
+    args: z.record(buildArgName, z.string().max(4096, 'must be at most 4096 characters')).default({}),
+  }),
+});
+
+export const slipwayConfigSchema = z
+  .strictObject({
+    registries: z.record(nameSchema, registryConfigSchema).refine((r) => Object.keys(r).length > 0, 'must define at least one registry'),
+    groups: z.record(nameSchema, z.array(identitySchema)).default({}),
+    environments: z.record(nameSchema, environmentConfigSchema),
+    // The order a release goes through; the first environment receives the pushed build.
+    pipeline: z.array(nameSchema).min(2, 'must list at least two environments (where builds land, where they are promoted)').optional(),
+    services: z.record(nameSchema, serviceConfigSchema).refine((s) => Object.keys(s).length > 0, 'must define at least one service'),
+  })
+  .superRefine((cfg, ctx) => {
+    for (const [env, e] of Object.entries(cfg.environments)) {
+      if (!cfg.registries[e.registry]) {
+        ctx.addIssue({ code: 'custom', path: ['environments', env, 'registry'], message: `names unknown registry "${e.registry}" (known: ${Object.keys(cfg.registries).join(', ')})` });
+      }
+      e.approval?.approvers.forEach((p, i) => {
+        if (p.startsWith('group:') && !cfg.groups[p.slice(6)]) {
+          ctx.addIssue({ code: 'custom', path: ['environments', env, 'approval', 'approvers', i], message: `names unknown group "${p.slice(6)}"` });
+        }
+      });
+    }
+    const order = cfg.pipeline ?? Object.keys(cfg.environments);
+    if (order.length < 2) ctx.addIssue({ code: 'custom', path: ['environments'], message: 'must define at least two environments' });
+    order.forEach((env, i) => {
+      if (!cfg.environments[env]) ctx.addIssue({ code: 'custom', path: ['pipeline', i], message: `names unknown environment "${env}"` });
+    });
+    if (new Set(order).size !== order.length) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: 'must not list an environment twice' });
+  });
+
+export type SlipwayConfig = z.infer<typeof slipwayConfigSchema>;
+export type RegistryConfig = z.infer<typeof registryConfigSchema>;
+export type ApprovalPolicyConfig = z.infer<typeof approvalPolicySchema>;
+
+/** One line per problem, each naming the path of the bad field and the rule it broke. */
+export function formatIssues(error: z.ZodError, root = ''): string {
+  return error.issues
+    .map((i) => {
+      const path = [root, ...i.path.map(String)].filter(Boolean).join('.');
+      return `${path || '(root)'}: ${i.message}`;
+    })
+    .join('\n');
+}

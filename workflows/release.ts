@@ -1,0 +1,291 @@
+/**
+ * The release workflow: build → push → (per later environment: approval → promote by digest).
+ * Deterministic only: all I/O is in activities, all time is workflow time.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  type RetryPolicy,
+} from '@temporalio/workflow';
+import type { SlipwayActivities } from '../activities/contract';
+import { refusalReason, describeApprovers } from './approval';
+import { ErrorTypes, NON_RETRYABLE_ACTIVITY_ERRORS } from './errors';
+import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from './messages';
+import { BUILD_QUEUE } from './queues';
+import { SA } from './search-attributes';
+import {
+  releaseInputSchema,
+  type AbortRequest,
+  type ApprovalRequest,
+  type ApprovalResponse,
+  type EnvironmentPlan,
+  type ReleaseInput,
+  type ReleasePhase,
+  type ReleaseResult,
+  type ReleaseStatus,
+  type StageKind,
+  type StageStatus,
+} from './types';
+import { formatIssues } from './config';
+
+// Every activity heartbeats, so a dead worker is noticed within the heartbeat timeout and the step is retried.
+const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_ERRORS };
+const registryActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry });
+const buildActs = proxyActivities<SlipwayActivities>({ taskQueue: BUILD_QUEUE, startToCloseTimeout: '60m', heartbeatTimeout: '20s', retry });
+const hostActs = (taskQueue: string) =>
+  proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry, scheduleToStartTimeout: '10m' });
+
+const iso = (ms: number = Date.now()): string => new Date(ms).toISOString();
+const refOf = (env: EnvironmentPlan, tagOrDigest: string): string =>
+  `${env.registry.host}/${env.repository}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
+
+/** The status the query returns; also what the workflow returns and what failures carry as details. */
+class Release {
+  readonly status: ReleaseStatus;
+  approvalsFor = (env: string) => this.status.approvals.filter((a) => a.environment === env && a.decision === 'approved').length;
+
+  constructor(readonly input: ReleaseInput) {
+    const stages: StageStatus[] = [];
+    const add = (id: string, kind: StageKind, environment?: string) => stages.push({ id, kind, environment, state: 'pending' });
+    if (input.build) {
+      add('build', 'build');
+      add('push', 'push', input.environments[0].name);
+    } else {
+      add('import', 'import', input.environments[0].name);
+    }
+    for (const env of input.environments.slice(1)) {
+      if (env.approval) add(`approval:${env.name}`, 'approval', env.name);
+      add(`promote:${env.name}`, 'promote', env.name);
+    }
+    this.status = {
+      service: input.service,
+      version: input.version,
+      requester: input.requester,
+      gitSha: input.gitSha,
+      phase: 'running',
+      references: {},
+      stages,
+      approvals: [],
+      startedAt: iso(),
+    };
+  }
+
+  stage(id: string): StageStatus {
+    const s = this.status.stages.find((x) => x.id === id);
+    if (!s) throw new Error(`no stage ${id}`);
+    return s;
+  }
+
+  begin(id: string, state: 'running' | 'waiting' = 'running'): void {
+    const s = this.stage(id);
+    s.state = state;
+    s.startedAt = iso();
+    upsertSearchAttributes([{ key: SA.stage, value: id }]);
+  }
+
+  end(id: string, state: 'succeeded' | 'failed' | 'cancelled' | 'skipped', result?: Record<string, unknown>, error?: string): void {
+    const s = this.stage(id);
+    s.state = state;
+    s.endedAt = iso();
+    if (result) s.result = result;
+    if (error) s.error = error;
+  }
+
+  /** Runs one stage: marks it, records its result, and leaves a failed or cancelled mark when it throws. */
+  async run<T extends object>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.begin(id);
+    try {
+      const result = await fn();
+      this.end(id, 'succeeded', result as Record<string, unknown>);
+      return result;
+    } catch (err) {
+      this.end(id, isCancellation(err) ? 'cancelled' : 'failed', undefined, messageOf(err));
+      throw err;
+    }
+  }
+
+  setDigest(digest: string): void {
+    this.status.digest = digest;
+    upsertSearchAttributes([{ key: SA.digest, value: digest }]);
+  }
+
+  finish(phase: ReleasePhase, error?: string): void {
+    this.status.phase = phase;
+    this.status.endedAt = iso();
+    if (error) this.status.error = error;
+    this.status.awaitingApproval = undefined;
+    for (const s of this.status.stages) if (s.state === 'pending') s.state = 'skipped';
+    upsertSearchAttributes([
+      { key: SA.stage, value: phase === 'succeeded' ? 'done' : phase },
+      { key: SA.awaitingApproval, value: '' },
+    ]);
+  }
+}
+
+function messageOf(err: unknown): string {
+  let e: any = err;
+  // Activity failures wrap the real cause; the innermost message is the useful one.
+  while (e?.cause && (e.name === 'ActivityFailure' || e.name === 'ChildWorkflowFailure')) e = e.cause;
+  return e?.message ?? String(err);
+}
+
+export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseResult> {
+  const parsed = releaseInputSchema.safeParse(rawInput);
+  if (!parsed.success) {
+    throw ApplicationFailure.nonRetryable(`invalid release input:\n${formatIssues(parsed.error, 'input')}`, ErrorTypes.InvalidInput);
+  }
+  const input = parsed.data;
+  const release = new Release(input);
+  const status = release.status;
+  let rejection: { by: string; comment?: string } | undefined;
+  let abort: AbortRequest | undefined;
+
+  setHandler(statusQuery, () => status);
+
+  const context = () => ({
+    requester: input.requester,
+    digest: status.digest,
+    awaiting: status.awaitingApproval
+      ? { environment: status.awaitingApproval.environment, policy: input.environments.find((e) => e.name === status.awaitingApproval!.environment)!.approval! }
+      : undefined,
+    approvals: status.approvals,
+  });
+  const decide = (decision: 'approved' | 'rejected') => (req: ApprovalRequest): ApprovalResponse => {
+    const environment = status.awaitingApproval!.environment;
+    status.approvals.push({ environment, approver: req.approver!, decision, comment: req.comment, at: iso() });
+    const received = release.approvalsFor(environment);
+    status.awaitingApproval!.received = received;
+    if (decision === 'rejected') rejection = { by: req.approver!, comment: req.comment };
+    const required = status.awaitingApproval!.required;
+    return { environment, decision, received, required, complete: decision === 'rejected' || received >= required };
+  };
+  const validator = (decision: 'approved' | 'rejected') => (req: ApprovalRequest): void => {
+    const reason = refusalReason(context(), req ?? {}, decision);
+    if (reason) throw ApplicationFailure.nonRetryable(reason, ErrorTypes.ApprovalRefused);
+  };
+  setHandler(approveUpdate, decide('approved'), { validator: validator('approved') });
+  setHandler(rejectUpdate, decide('rejected'), { validator: validator('rejected') });
+
+  const pipeline = new CancellationScope();
+  setHandler(abortSignal, (req) => {
+    if (abort || ['succeeded', 'failed', 'rejected', 'expired', 'aborted'].includes(status.phase)) return;
+    abort = { reason: req?.reason || 'no reason given', by: req?.by || 'unknown' };
+    status.abort = { ...abort, at: iso() };
+    pipeline.cancel();
+  });
+
+  try {
+    await pipeline.run(() => runPipeline(input, release, () => rejection));
+    release.finish('succeeded');
+    log.info('release succeeded', { digest: status.digest });
+    return status;
+  } catch (err) {
+    if (abort && isCancellation(err)) {
+      release.finish('aborted', `aborted by ${abort.by}: ${abort.reason}`);
+      throw ApplicationFailure.nonRetryable(status.error!, ErrorTypes.ReleaseAborted, status);
+    }
+    if (err instanceof ApplicationFailure && (err.type === ErrorTypes.ApprovalRejected || err.type === ErrorTypes.ApprovalExpired)) {
+      release.finish(err.type === ErrorTypes.ApprovalRejected ? 'rejected' : 'expired', err.message);
+      throw ApplicationFailure.nonRetryable(err.message, err.type, status);
+    }
+    const message = messageOf(err);
+    release.finish('failed', message);
+    const type = (err as any)?.cause?.type ?? (err as any)?.type ?? ErrorTypes.StageFailed;
+    throw ApplicationFailure.nonRetryable(message, type, status);
+  }
+}
+
+async function runPipeline(input: ReleaseInput, release: Release, rejected: () => { by: string; comment?: string } | undefined): Promise<void> {
+  const status = release.status;
+  const [first, ...later] = input.environments;
+  const landing = refOf(first, input.version);
+
+  if (input.build) {
+    const built = await release.run('build', () =>
+      buildActs.buildImage({
+        service: input.service,
+        version: input.version,
+        gitSha: input.gitSha,
+        source: input.source,
+        created: status.startedAt,
+        context: input.build!.context,
+        dockerfile: input.build!.dockerfile,
+        args: input.build!.args,
+        tag: landing,
+      }),
+    );
+    const pushed = await release.run('push', () => hostActs(built.hostQueue).pushImage({ tag: built.tag, registry: first.registry }));
+    release.setDigest(pushed.digest);
+    status.references[first.name] = pushed.reference;
+  } else {
+    const imported = await release.run('import', () =>
+      registryActs.copyImage({ source: input.image!, target: landing, targetRegistry: first.registry }),
+    );
+    release.setDigest(imported.digest);
+    status.references[first.name] = landing;
+  }
+
+  let from = first;
+  for (const env of later) {
+    if (env.approval) await awaitApproval(env, release, rejected);
+    const digest = status.digest!;
+    await release.run(`promote:${env.name}`, () =>
+      registryActs.copyImage({
+        source: refOf(from, digest),
+        sourceRegistry: from.registry,
+        target: refOf(env, input.version),
+        targetRegistry: env.registry,
+        expectDigest: digest,
+      }),
+    );
+    status.references[env.name] = refOf(env, input.version);
+    from = env;
+  }
+}
+
+async function awaitApproval(env: EnvironmentPlan, release: Release, rejected: () => { by: string; comment?: string } | undefined): Promise<void> {
+  const policy = env.approval!;
+  const status = release.status;
+  const id = `approval:${env.name}`;
+  const deadline = Date.now() + policy.timeoutMs;
+  release.begin(id, 'waiting');
+  status.phase = 'awaiting-approval';
+  status.awaitingApproval = {
+    environment: env.name,
+    required: policy.minApprovals,
+    received: release.approvalsFor(env.name),
+    deadline: iso(deadline),
+    approvers: describeApprovers(policy),
+  };
+  upsertSearchAttributes([{ key: SA.awaitingApproval, value: env.name }]);
+  try {
+    const decided = await condition(() => Boolean(rejected()) || release.approvalsFor(env.name) >= policy.minApprovals, policy.timeoutMs);
+    const approvers = status.approvals.filter((a) => a.environment === env.name);
+    const r = rejected();
+    if (r) {
+      release.end(id, 'failed', { approvals: approvers }, `rejected by ${r.by}${r.comment ? `: ${r.comment}` : ''}`);
+      throw ApplicationFailure.nonRetryable(`release rejected for ${env.name} by ${r.by}${r.comment ? `: ${r.comment}` : ''}`, ErrorTypes.ApprovalRejected);
+    }
+    if (!decided && policy.onTimeout === 'reject') {
+      release.end(id, 'failed', { approvals: approvers }, `approval deadline ${iso(deadline)} passed`);
+      throw ApplicationFailure.nonRetryable(
+        `approval for ${env.name} expired at ${iso(deadline)} with ${approvers.length}/${policy.minApprovals} approvals`,
+        ErrorTypes.ApprovalExpired,
+      );
+    }
+    release.end(id, 'succeeded', { approvals: approvers, ...(decided ? {} : { autoApprovedAt: iso(), reason: 'deadline passed; policy onTimeout=approve' }) });
+  } catch (err) {
+    if (isCancellation(err)) release.end(id, 'cancelled');
+    throw err;
+  } finally {
+    status.awaitingApproval = undefined;
+    if (status.phase === 'awaiting-approval') status.phase = 'running';
+    upsertSearchAttributes([{ key: SA.awaitingApproval, value: '' }]);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Types shared by the workflow, the workers and the clients. The release input is a resolved plan: everything
+ * the workflow needs from slipway.yaml, frozen at start so the history records exactly which policy applied.
+ * It never holds a secret — credentials stay in the workers' environment.
+ */
+import { z } from 'zod';
+import {
+  digestSchema,
+  gitShaSchema,
+  identitySchema,
+  imageRefSchema,
+  nameSchema,
+  registryHostSchema,
+  repoPathSchema,
+  repositorySchema,
+  versionSchema,
+} from './config';
+
+export const registryRefSchema = z.strictObject({
+  name: nameSchema,
+  type: z.enum(['oci', 'acr']),
+  host: registryHostSchema,
+  insecure: z.boolean().default(false),
+  acr: z
+    .strictObject({ subscriptionId: z.string(), resourceGroup: z.string(), registryName: z.string() })
+    .optional(),
+});
+export type RegistryRef = z.infer<typeof registryRefSchema>;
+
+export const approvalPlanSchema = z.strictObject({
+  users: z.array(identitySchema),
+  groups: z.array(nameSchema),
+  /** Membership of the groups above, from slipway.yaml at start. */
+  groupMembers: z.record(z.string(), z.array(identitySchema)),
+  minApprovals: z.number().int().min(1).max(10),
+  requesterCannotApprove: z.boolean(),
+  timeoutMs: z.number().int().positive(),
+  onTimeout: z.enum(['reject', 'approve']),
+});
+export type ApprovalPlan = z.infer<typeof approvalPlanSchema>;
+
+export const environmentPlanSchema = z.strictObject({
+  name: nameSchema,
+  registry: registryRefSchema,
+  repository: repositorySchema,
+  approval: approvalPlanSchema.optional(),
+});
+export type EnvironmentPlan = z.infer<typeof environmentPlanSchema>;
+
+export const releaseInputSchema = z
+  .strictObject({
+    service: nameSchema,
+    version: versionSchema,
+    gitSha: gitShaSchema.optional(),
+    requester: identitySchema,
+    source: z.string().max(512).optional(),
+    /** Build from source; absent when the release starts from an existing image. */
+    build: z
+      .strictObject({
+        context: repoPathSchema,
+        dockerfile: repoPathSchema,
+        args: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.string().max(4096)),
+      })
+      .optional(),
+    image: imageRefSchema.optional(),
+    /** Ordered: the first receives the build, each later one is reached by promotion (after its approval). */
+    environments: z.array(environmentPlanSchema).min(2),
+  })
+  .refine((i) => Boolean(i.build) !== Boolean(i.image), { message: 'exactly one of build or image must be given', path: ['image'] });
+export type ReleaseInput = z.infer<typeof releaseInputSchema>;
+
+export type StageKind = 'build' | 'push' | 'import' | 'approval' | 'promote';
+export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
+
+export interface StageStatus {
+  /** Unique within a release: "build", "push", "approval:prod", "promote:prod". */
+  id: string;
+  kind: StageKind;
+  environment?: string;
+  state: StageState;
+  startedAt?: string;
+  endedAt?: string;
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+export interface ApprovalRecord {
+  environment: string;
+  approver: string;
+  decision: 'approved' | 'rejected';
+  comment?: string;
+  at: string;
+}
+
+export type ReleasePhase = 'running' | 'awaiting-approval' | 'succeeded' | 'failed' | 'rejected' | 'expired' | 'aborted';
+export const TERMINAL_PHASES: readonly ReleasePhase[] = ['succeeded', 'failed', 'rejected', 'expired', 'aborted'];
+
+export interface ReleaseStatus {
+  service: string;
+  version: string;
+  requester: string;
+  gitSha?: string;
+  phase: ReleasePhase;
+  /** The manifest digest every later stage works on; set by push or import. */
+  digest?: string;
+  /** Where the release currently lives, by environment: the reference pushed or promoted there. */
+  references: Record<string, string>;
+  stages: StageStatus[];
+  approvals: ApprovalRecord[];
+  awaitingApproval?: { environment: string; required: number; received: number; deadline: string; approvers: string[] };
+  abort?: { reason: string; by: string; at: string };
+  error?: string;
+  startedAt: string;
+  endedAt?: string;
+}
+
+export type ReleaseResult = ReleaseStatus;
+
+// ---- message payloads ----
+
+export const approvalRequestSchema = z.strictObject({
+  approver: identitySchema.optional(),
+  /** Groups the caller's authentication vouches for (e.g. the UI's proxy headers); slipway.yaml's groups count too. */
+  groups: z.array(nameSchema).max(100).optional(),
+  comment: z.string().max(2000, 'must be at most 2000 characters').optional(),
+  /** When given, must equal the release's digest: the approver approves exactly what they looked at. */
+  digest: digestSchema.optional(),
+  environment: nameSchema.optional(),
+});
+export type ApprovalRequest = z.infer<typeof approvalRequestSchema>;
+
+export interface ApprovalResponse {
+  environment: string;
+  decision: 'approved' | 'rejected';
+  received: number;
+  required: number;
+  complete: boolean;
+}
+
+export interface AbortRequest {
+  reason: string;
+  by: string;
+}
+
+// ---- activity contracts (inputs/results are checked with these schemas on the worker side) ----
+
+export const buildImageInputSchema = z.strictObject({
+  service: nameSchema,
+  version: versionSchema,
+  gitSha: gitShaSchema.optional(),
+  source: z.string().max(512).optional(),
+  /** ISO time fixed by the workflow so a retried build produces the same labels (and the same image). */
+  created: z.string(),
+  context: repoPathSchema,
+  dockerfile: repoPathSchema,
+  args: z.record(z.string(), z.string()),
+  tag: imageRefSchema,
+});
+export type BuildImageInput = z.infer<typeof buildImageInputSchema>;
+export interface BuildImageResult {
+  imageId: string;
+  tag: string;
+  /** The task queue bound to the Docker host that holds the image: push must run there. */
+  hostQueue: string;
+  host: string;
+  steps: number;
+  durationMs: number;
+}
+
+export const pushImageInputSchema = z.strictObject({ tag: imageRefSchema, registry: registryRefSchema });
+export type PushImageInput = z.infer<typeof pushImageInputSchema>;
+export interface PushImageResult {
+  reference: string;
+  digest: string;
+  size?: number;
+}
+
+export const copyImageInputSchema = z.strictObject({
+  source: imageRefSchema,
+  sourceRegistry: registryRefSchema.optional(),
+  target: imageRefSchema,
+  targetRegistry: registryRefSchema,
+  /** When given, the copy fails unless the source manifest has exactly this digest. */
+  expectDigest: digestSchema.optional(),
+});
+export type CopyImageInput = z.infer<typeof copyImageInputSchema>;
+export interface CopyImageResult {
+  source: string;
+  target: string;
+  digest: string;
+  mediaType: string;
+  manifests: number;
+  blobsMounted: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+  bytesCopied: number;
+  method: 'oci-copy' | 'acr-import';
+}
