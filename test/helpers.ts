@@ -1,0 +1,104 @@
+/** Shared test helpers: a client and workers on the real dev server, release plans, unique versions. */
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SlipwayClient } from '../client/client';
+import { parseConfig, planRelease } from '../client/config';
+import type { SlipwayActivities } from '../activities/contract';
+import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
+import type { ReleaseInput } from '../workflows/types';
+import { testStack } from './setup/stack-info';
+
+let runtimeInstalled = false;
+/** Keep the SDK's own logging quiet unless a test fails loudly. */
+export function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    /* already installed */
+  }
+}
+
+export const ROOT = join(__dirname, '..');
+
+export const uniqueVersion = (): string => `v1.0.${Math.floor(Math.random() * 1e6)}-t${randomBytes(4).toString('hex')}`;
+
+export function sampleConfigText(overrides: { registryUrl?: string; prodRegistryUrl?: string; approval?: string } = {}): string {
+  return `
+registries:
+  dev: { type: oci, url: "${overrides.registryUrl ?? '127.0.0.1:5000'}", insecure: true }
+  other: { type: oci, url: "${overrides.prodRegistryUrl ?? overrides.registryUrl ?? '127.0.0.1:5000'}", insecure: true }
+groups:
+  release-managers: [alice, bob, carol]
+environments:
+  qa: { registry: dev }
+  prod:
+    registry: other
+    imagePrefix: prod/
+    approval: ${overrides.approval ?? '{ approvers: [group:release-managers, dave], minApprovals: 1, requesterCannotApprove: true, timeout: 72h }'}
+services:
+  delivery:
+    source: https://example.com/slipway/delivery
+    build: { context: services/delivery, dockerfile: Dockerfile, args: { VERSION: test } }
+  broken:
+    build: { context: test/fixtures/broken, dockerfile: Dockerfile }
+`;
+}
+
+export function plan(opts: { version?: string; requester?: string; image?: string; service?: string; config?: string } = {}): ReleaseInput {
+  return planRelease(parseConfig(opts.config ?? sampleConfigText()), {
+    service: opts.service ?? 'delivery',
+    version: opts.version ?? uniqueVersion(),
+    requester: opts.requester ?? 'ci-bot',
+    gitSha: 'abcdef1',
+    ...(opts.image ? { image: opts.image } : {}),
+  });
+}
+
+export async function connectClient(namespace: string): Promise<{ client: Client; slipway: SlipwayClient; close: () => Promise<void> }> {
+  const connection = await Connection.connect({ address: testStack().temporal });
+  const client = new Client({ connection, namespace });
+  return { client, slipway: new SlipwayClient(client), close: () => connection.close() };
+}
+
+/** Workers for all three queues of one (fake or real) host, sharing the suite's pre-built workflow bundle. */
+export async function createWorkers(namespace: string, acts: SlipwayActivities, hostId = 'test-host'): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+  quietRuntime();
+  const connection = await NativeConnection.connect({ address: testStack().temporal });
+  const common = { connection, namespace, activities: acts };
+  const workers = await Promise.all([
+    Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: testStack().bundlePath } }),
+    Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
+    Worker.create({ ...common, taskQueue: hostQueue(hostId) }),
+  ]);
+  return { workers, connection };
+}
+
+/** Runs `fn` while the workers poll, then shuts them down. */
+export async function withWorkers<T>(workers: Worker[], fn: () => Promise<T>): Promise<T> {
+  const runs = workers.map((w) => w.run());
+  try {
+    return await fn();
+  } finally {
+    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+    await Promise.allSettled(runs);
+  }
+}
+
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v as T;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+}

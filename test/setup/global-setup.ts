@@ -1,0 +1,25 @@
+/**
+ * Brings up the real local stack once for the suite (the same code as `slipway stack up`), plus a second registry
+ * for cross-registry promotion, and bundles the workflow code once so each test file's worker starts fast.
+ */
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack';
+import { STACK_FILE, type TestStack } from './stack-info';
+
+export default async function globalSetup(): Promise<void> {
+  process.env.PATH = `${process.env.HOME}/.cache/slipway/bin:${process.env.PATH}`;
+  const [temporal, docker, registry, registryB] = await Promise.all([
+    ensureTemporal(),
+    ensureDocker(),
+    ensureRegistry('registry', 5000),
+    ensureRegistry('registry-b', 5001),
+  ]);
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as any });
+  mkdirSync(join(__dirname, '..', '..', '.slipway'), { recursive: true });
+  const bundlePath = join(__dirname, '..', '..', '.slipway', 'workflow-bundle.js');
+  writeFileSync(bundlePath, code);
+  const info: TestStack = { temporal: temporal.address, docker: docker.host, registry, registryB, bundlePath };
+  writeFileSync(STACK_FILE, JSON.stringify(info), { mode: 0o600 });
+}
