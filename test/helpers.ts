@@ -45,6 +45,8 @@ services:
     build: { context: services/delivery, dockerfile: Dockerfile, args: { VERSION: test } }
   broken:
     build: { context: test/fixtures/broken, dockerfile: Dockerfile }
+  slow:
+    build: { context: test/fixtures/slow, dockerfile: Dockerfile }
 `;
 }
 

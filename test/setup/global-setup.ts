@@ -6,6 +6,8 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack';
+import { dockerFromEnv } from '../../workers/builder';
+import { ensureBaseImage } from './base-image';
 import { STACK_FILE, type TestStack } from './stack-info';
 
 export default async function globalSetup(): Promise<void> {
@@ -16,6 +18,7 @@ export default async function globalSetup(): Promise<void> {
     ensureRegistry('registry', 5000),
     ensureRegistry('registry-b', 5001),
   ]);
+  await ensureBaseImage(dockerFromEnv({ DOCKER_HOST: docker.host }));
   const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} } as any });
   mkdirSync(join(__dirname, '..', '..', '.slipway'), { recursive: true });
   const bundlePath = join(__dirname, '..', '..', '.slipway', 'workflow-bundle.js');
