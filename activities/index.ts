@@ -87,7 +87,8 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
       };
       try {
         const built = await deps.builder.build(
-          { contextDir, dockerfile: input.dockerfile, tag: input.tag, args: input.args, labels, signal: signal() },
+          // The release's identity is offered as build args too; a Dockerfile uses them only if it declares them.
+          { contextDir, dockerfile: input.dockerfile, tag: input.tag, args: { SLIPWAY_VERSION: input.version, ...(input.gitSha ? { SLIPWAY_GIT_SHA: input.gitSha } : {}), ...input.args }, labels, signal: signal() },
           heartbeat,
         );
         return { imageId: built.imageId, steps: built.steps, tag: input.tag, host: deps.hostId, hostQueue: hostQueue(deps.hostId), durationMs: Date.now() - started };

@@ -89,7 +89,15 @@ export class SlipwayClient {
   async waitFor(workflowId: string, target: string, opts: { timeoutMs?: number; intervalMs?: number; onStatus?: (s: ReleaseStatus) => void } = {}): Promise<{ status: ReleaseStatus; reached: boolean }> {
     const deadline = opts.timeoutMs ? Date.now() + opts.timeoutMs : Infinity;
     for (;;) {
-      const status = await this.status(workflowId);
+      let status: ReleaseStatus;
+      try {
+        status = await this.status(workflowId);
+      } catch (err) {
+        // While workers restart, queries fail for a moment ("no poller seen"); a waiting CI job should ride it out.
+        if (!isTransient(err) || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+        continue;
+      }
       opts.onStatus?.(status);
       const reached = reachedTarget(status, target);
       if (reached || TERMINAL_PHASES.includes(status.phase)) return { status, reached };
@@ -152,6 +160,12 @@ export class SlipwayClient {
     }
     return out;
   }
+}
+
+function isTransient(err: unknown): boolean {
+  const code = (err as any)?.cause?.code ?? (err as any)?.code;
+  // gRPC FAILED_PRECONDITION (no poller), DEADLINE_EXCEEDED (query timed out), UNAVAILABLE (server restarting).
+  return code === 9 || code === 4 || code === 14;
 }
 
 export function reachedTarget(status: ReleaseStatus, target: string): boolean {

@@ -1,0 +1,113 @@
+/**
+ * Durability: the worker process (the real `slipway worker`) is killed with SIGKILL during the build and again
+ * during the push; a new worker finishes the release. The tag ends up with one image and the recorded digest.
+ */
+import { temporal } from '@temporalio/proto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SlipwayClient } from '../../client/client';
+import { OciRegistryClient } from '../../activities/registry/oci-client';
+import { EnvCredentialStore } from '../../activities/registry/credentials';
+import { connectClient, plan, ROOT } from '../helpers';
+import { testStack } from '../setup/stack-info';
+
+const NS = 'slipway-it';
+const EventType = temporal.api.enums.v1.EventType;
+const PendingState = temporal.api.enums.v1.PendingActivityState;
+const stack = testStack();
+const CLI = join(ROOT, 'dist', 'client', 'cli.js');
+const workerEnv = {
+  ...process.env,
+  TEMPORAL_ADDRESS: stack.temporal,
+  TEMPORAL_NAMESPACE: NS,
+  DOCKER_HOST: stack.docker,
+  SLIPWAY_BUILDER_ID: 'durability-host',
+  SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username,
+  SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password,
+  SLIPWAY_REGISTRY_OTHER_USERNAME: stack.registry.username,
+  SLIPWAY_REGISTRY_OTHER_PASSWORD: stack.registry.password,
+};
+
+let slipway: SlipwayClient;
+let close: () => Promise<void>;
+const children: ChildProcess[] = [];
+
+function startWorker(): ChildProcess {
+  const child = spawn(process.execPath, [CLI, 'worker', '--role', 'all'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr!.on('data', () => undefined);
+  children.push(child);
+  return child;
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function untilStarted(workflowId: string, activity: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const d = await slipway.handle(workflowId).describe();
+    const p = d.raw.pendingActivities?.find((a) => a.activityType?.name === activity);
+    if (p?.state === PendingState.PENDING_ACTIVITY_STATE_STARTED) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${activity} never started`);
+}
+
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc\` (scripts/install.sh does) before the tests`);
+  ({ slipway, close } = await connectClient(NS));
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await close();
+});
+
+test('kill -9 during the build and during the push: a new worker finishes, one image per tag, same digest', async () => {
+  const input = plan({ service: 'slow' });
+  const { workflowId } = await slipway.start(input);
+
+  const first = startWorker();
+  await untilStarted(workflowId, 'buildImage');
+  await new Promise((r) => setTimeout(r, 1500));
+  await killed(first);
+
+  const second = startWorker();
+  await untilStarted(workflowId, 'pushImage', 180_000);
+  await killed(second);
+
+  startWorker();
+  const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 180_000 });
+  expect(status.error).toBeUndefined();
+  expect(reached).toBe(true);
+  await slipway.decide(workflowId, 'approve', { approver: 'alice' });
+  const result = await slipway.result(workflowId);
+  expect(result.phase).toBe('succeeded');
+
+  const history = await slipway.handle(workflowId).fetchHistory();
+  const attempts = (name: string) => {
+    const scheduled = new Map<string, string>();
+    for (const e of history.events!) {
+      if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) scheduled.set(String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!);
+    }
+    const started = history.events!.filter(
+      (e) => e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED && scheduled.get(String(e.activityTaskStartedEventAttributes!.scheduledEventId)) === name,
+    );
+    return started.map((e) => Number(e.activityTaskStartedEventAttributes!.attempt));
+  };
+  // Each killed step was retried (the last attempt is the one that completed); each ran as one activity.
+  expect(Math.max(...attempts('buildImage'))).toBeGreaterThanOrEqual(2);
+  expect(Math.max(...attempts('pushImage'))).toBeGreaterThanOrEqual(2);
+  expect(attempts('buildImage')).toHaveLength(1);
+  expect(attempts('pushImage')).toHaveLength(1);
+
+  const reg = new OciRegistryClient({ host: stack.registry.url, name: 'dev' }, new EnvCredentialStore(workerEnv, '/nonexistent'));
+  expect((await reg.getManifest('slow', input.version)).digest).toBe(result.digest);
+  expect((await reg.getManifest('prod/slow', input.version)).digest).toBe(result.digest);
+  const tags: any = await (await reg.request('GET', '/v2/slow/tags/list', { scope: 'repository:slow:pull' })).json();
+  expect(tags.tags.filter((t: string) => t === input.version)).toHaveLength(1);
+}, 420_000);
