@@ -161,7 +161,10 @@ export function formatIssues(error: z.ZodError, root = ''): string {
   return error.issues
     .map((i) => {
       const path = [root, ...i.path.map(String)].filter(Boolean).join('.');
-      return `${path || '(root)'}: ${i.message}`;
+      // A bad record key (a service or build-arg name) carries the rule it broke in its nested issues.
+      const nested = (i as { issues?: { message: string }[] }).issues;
+      const message = i.code === 'invalid_key' && nested?.length ? nested.map((n) => n.message).join('; ') : i.message;
+      return `${path || '(root)'}: ${message}`;
     })
     .join('\n');
 }

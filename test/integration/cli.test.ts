@@ -1,0 +1,149 @@
+/**
+ * The `slipway` CLI as CI runs it (the compiled binary, a real dev server; activities mocked): --json documents on
+ * stdout, documented exit codes, and bad input refused before anything starts.
+ */
+import { execFile } from 'node:child_process';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Worker } from '@temporalio/worker';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { SlipwayActivities } from '../../activities/contract';
+import type { SlipwayClient } from '../../client/client';
+import { hostQueue, releaseWorkflowId } from '../../workflows/queues';
+import { connectClient, createWorkers, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
+import { testStack } from '../setup/stack-info';
+
+const NS = 'slipway-test';
+const DIGEST = `sha256:${'c'.repeat(64)}`;
+const CLI = join(ROOT, 'dist', 'client', 'cli.js');
+const dir = mkdtempSync(join(tmpdir(), 'slipway-cli-'));
+const CONFIG = join(dir, 'slipway.yaml');
+writeFileSync(CONFIG, sampleConfigText({ approval: '{ approvers: [alice, bob], timeout: 72h }' }));
+
+const acts: SlipwayActivities = {
+  async buildImage(i) {
+    return { imageId: 'x', tag: i.tag, hostQueue: hostQueue('cli-host'), host: 'cli-host', steps: 1, durationMs: 1 };
+  },
+  async pushImage(i) {
+    return { reference: `${i.tag}@${DIGEST}`, digest: DIGEST };
+  },
+  async copyImage(i) {
+    return { source: i.source, target: i.target, digest: DIGEST, mediaType: 'x', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 2, bytesCopied: 0, method: 'oci-copy' };
+  },
+};
+
+let slipway: SlipwayClient;
+let close: () => Promise<void>;
+let workers: Worker[];
+let runs: Promise<void>[];
+
+beforeAll(async () => {
+  ({ slipway, close } = await connectClient(NS));
+  ({ workers } = await createWorkers(NS, acts, 'cli-host'));
+  runs = workers.map((w) => w.run());
+});
+afterAll(async () => {
+  workers.forEach((w) => w.shutdown());
+  await Promise.allSettled(runs);
+  await close();
+});
+
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, '--config', CONFIG, ...args],
+      { env: { ...process.env, TEMPORAL_ADDRESS: testStack().temporal, TEMPORAL_NAMESPACE: NS, SLIPWAY_USER: 'ci-bot' } },
+      (err, stdout, stderr) => {
+        let json: any;
+        try {
+          json = JSON.parse(stdout);
+        } catch {
+          json = undefined;
+        }
+        resolve({ code: err ? (err as any).code ?? 1 : 0, stdout, stderr, json });
+      },
+    );
+  });
+}
+
+async function exists(workflowId: string): Promise<boolean> {
+  try {
+    await slipway.handle(workflowId).describe();
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+test('start --wait-for approval, approve, wait: JSON on stdout, exit 0, progress on stderr', async () => {
+  const version = uniqueVersion();
+  const started = await cli('release', 'start', '--service', 'delivery', '--version', version, '--git-sha', 'abcdef1', '--wait-for', 'approval', '--json');
+  expect(started.code).toBe(0);
+  expect(started.json).toMatchObject({ workflowId: releaseWorkflowId('delivery', version), attached: false, reached: true, status: { phase: 'awaiting-approval', digest: DIGEST } });
+  expect(started.stderr).toMatch(/started release:delivery/);
+
+  const again = await cli('release', 'start', '--service', 'delivery', '--version', version, '--json');
+  expect(again.json).toMatchObject({ attached: true, runId: started.json.runId });
+
+  const list = await cli('release', 'list', '--awaiting-approval', '--service', 'delivery', '--json');
+  expect(list.code).toBe(0);
+  expect(Array.isArray(list.json)).toBe(true);
+
+  const refused = await cli('release', 'approve', started.json.workflowId, '--as', 'mallory', '--json');
+  expect(refused.code).toBe(3);
+  expect(refused.json.error).toMatch(/mallory is not an approver/);
+
+  const approved = await cli('release', 'approve', '--service', 'delivery', '--version', version, '--as', 'alice', '--comment', 'ok', '--json');
+  expect(approved.code).toBe(0);
+  expect(approved.json).toMatchObject({ decision: 'approved', complete: true });
+
+  const done = await cli('release', 'wait', started.json.workflowId, '--json');
+  expect(done.code).toBe(0);
+  expect(done.json.status.phase).toBe('succeeded');
+  const status = await cli('release', 'status', started.json.workflowId);
+  expect(status.stdout).toMatch(/succeeded\s+promote:prod/);
+});
+
+test('exit codes: rejected → 3, still running after --timeout → 4, aborted → 3', async () => {
+  const v1 = uniqueVersion();
+  await cli('release', 'start', '--service', 'delivery', '--version', v1, '--wait-for', 'approval');
+  const running = await cli('release', 'wait', releaseWorkflowId('delivery', v1), '--timeout', '1s', '--json');
+  expect(running.code).toBe(4);
+  expect(running.json.reached).toBe(false);
+  await cli('release', 'reject', releaseWorkflowId('delivery', v1), '--as', 'bob', '--comment', 'no');
+  expect((await cli('release', 'wait', releaseWorkflowId('delivery', v1))).code).toBe(3);
+
+  const v2 = uniqueVersion();
+  await cli('release', 'start', '--service', 'delivery', '--version', v2, '--wait-for', 'approval');
+  expect((await cli('release', 'abort', releaseWorkflowId('delivery', v2), '--reason', 'test')).code).toBe(0);
+  const aborted = await cli('release', 'wait', releaseWorkflowId('delivery', v2), '--json');
+  expect(aborted.code).toBe(3);
+  expect(aborted.json.status.phase).toBe('aborted');
+});
+
+test.each([
+  [['--version', '1.0'], /version: must be a semantic version/],
+  [['--service', 'nope'], /service: unknown service "nope"/],
+  [['--image', 'delivery;rm'], /image: must be a fully qualified image reference/],
+  [['--git-sha', '$(id)'], /gitSha: must be 7 to 40/],
+  [['--requester', 'a b'], /requester: must be a user name/],
+])('bad input %j exits 2 with the field named, and starts nothing', async (extra, message) => {
+  const version = uniqueVersion();
+  const args = ['release', 'start', '--service', 'delivery', '--version', version, '--json', ...extra];
+  const r = await cli(...args);
+  expect(r.code).toBe(2);
+  expect(r.json.error).toMatch(message);
+  expect(await exists(releaseWorkflowId('delivery', version))).toBe(false);
+  const svc = extra[0] === '--service' ? extra[1] : 'delivery';
+  const ver = extra[0] === '--version' ? extra[1] : version;
+  expect(await exists(releaseWorkflowId(svc, ver))).toBe(false);
+});
+
+test('usage errors exit 2', async () => {
+  expect((await cli('release', 'start', '--version', 'v1.0.0')).code).toBe(2);
+  expect((await cli('release', 'status', 'not-an-id', '--json')).code).toBe(2);
+  expect((await cli('no-such-command')).code).toBe(2);
+});

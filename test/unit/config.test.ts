@@ -1,0 +1,145 @@
+/** slipway.yaml and start requests: bad input is refused with the path of the field and the rule it broke. */
+import fc from 'fast-check';
+import { parseConfig, planRelease, UsageError } from '../../client/config';
+import { imageRefSchema, nameSchema, parseDuration, repoPathSchema, versionSchema } from '../../workflows/config';
+import { sampleConfigText } from '../helpers';
+
+const good = sampleConfigText();
+
+describe('the sample configuration', () => {
+  test('the shipped slipway.yaml is valid and plans a release', () => {
+    const { readFileSync } = require('node:fs');
+    const cfg = parseConfig(readFileSync(require('node:path').join(__dirname, '..', '..', 'slipway.yaml'), 'utf8'));
+    const input = planRelease(cfg, { service: 'delivery', version: 'v1.0.2', requester: 'ci' });
+    expect(input.environments.map((e) => `${e.name}:${e.registry.host}/${e.repository}`)).toEqual(['qa:127.0.0.1:5000/delivery', 'prod:127.0.0.1:5000/prod/delivery']);
+    expect(input.environments[1].approval).toMatchObject({ groups: ['release-managers'], groupMembers: { 'release-managers': ['alice', 'bob', 'carol'] }, minApprovals: 1, timeoutMs: 72 * 3600_000, onTimeout: 'reject' });
+  });
+});
+
+// [description, start request overrides, expected message]
+const badRequests: [string, Record<string, unknown>, RegExp][] = [
+  ['bad semver', { version: '1.0' }, /^version: must be a semantic version/m],
+  ['semver with build metadata', { version: 'v1.0.0+build.1' }, /^version: must be a semantic version/m],
+  ['leading zero', { version: 'v01.0.0' }, /^version: must be a semantic version/m],
+  ['oversized version', { version: `v1.0.0-${'a'.repeat(200)}` }, /^version: must be at most 128 characters/m],
+  ['shell metacharacters in version', { version: 'v1.0.0;rm -rf /' }, /^version: /m],
+  ['unknown service', { service: 'payments' }, /^service: unknown service "payments"/m],
+  ['upper-case service', { service: 'Delivery' }, /^service: must start with a lower-case letter/m],
+  ['service with path traversal', { service: '../etc' }, /^service: must start with a lower-case letter/m],
+  ['service with shell metacharacters', { service: 'delivery$(id)' }, /^service: /m],
+  ['oversized service name', { service: `a${'b'.repeat(80)}` }, /^service: must be at most 63 characters/m],
+  ['git sha not hex', { gitSha: 'xyz123456' }, /^gitSha: must be 7 to 40 lower-case hex digits/m],
+  ['git sha too long', { gitSha: 'a'.repeat(41) }, /^gitSha: must be 7 to 40/m],
+  ['requester with spaces', { requester: 'alice smith' }, /^requester: must be a user name/m],
+  ['requester with backticks', { requester: '`whoami`' }, /^requester: /m],
+  ['empty requester', { requester: '' }, /^requester: must not be empty/m],
+  ['image without registry', { image: 'delivery:v1' }, /^image: must be a fully qualified image reference/m],
+  ['image with shell metacharacters', { image: '127.0.0.1:5000/delivery:v1;ls' }, /^image: /m],
+  ['image with a bad digest', { image: '127.0.0.1:5000/delivery@sha256:1234' }, /^image: /m],
+  ['unknown field', { force: true }, /Unrecognized key.*"force"|unrecognized key/i],
+];
+
+describe('start requests', () => {
+  const cfg = parseConfig(good);
+  test.each(badRequests)('refuses %s', (_name, overrides, message) => {
+    const req = { service: 'delivery', version: 'v1.0.2', requester: 'ci', ...overrides };
+    let error: unknown;
+    try {
+      planRelease(cfg, req);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toMatch(message);
+  });
+});
+
+const mutate = (from: string, to: string) => {
+  expect(good.includes(from)).toBe(true);
+  return good.replace(from, to);
+};
+
+// [description, config text, expected "path: rule"]
+const badConfigs: [string, () => string, RegExp][] = [
+  ['YAML syntax error', () => 'registries: [', /YAML error/],
+  ['not a mapping', () => '42', /\(root\): /],
+  ['unknown top-level key', () => `${good}\nextra: 1\n`, /\(root\): .*extra/i],
+  ['unknown registry type', () => mutate('type: oci, url: "127.0.0.1:5000"', 'type: ecr, url: "127.0.0.1:5000"'), /^registries\.dev\.type: /m],
+  ['registry url with a scheme', () => mutate('url: "127.0.0.1:5000"', 'url: "http://127.0.0.1:5000"'), /^registries\.dev\.url: must be a host name/m],
+  ['environment naming an unknown registry', () => mutate('qa: { registry: dev }', 'qa: { registry: nope }'), /^environments\.qa\.registry: names unknown registry "nope"/m],
+  ['approver group that does not exist', () => mutate('group:release-managers, dave', 'group:admins, dave'), /^environments\.prod\.approval\.approvers\.0: names unknown group "admins"/m],
+  ['zero approvals', () => mutate('minApprovals: 1', 'minApprovals: 0'), /^environments\.prod\.approval\.minApprovals: must be at least 1/m],
+  ['fractional approvals', () => mutate('minApprovals: 1', 'minApprovals: 1.5'), /^environments\.prod\.approval\.minApprovals: must be a whole number/m],
+  ['bad timeout', () => mutate('timeout: 72h', 'timeout: soon'), /^environments\.prod\.approval\.timeout: must be a duration/m],
+  ['bad onTimeout', () => mutate('timeout: 72h }', 'timeout: 72h, onTimeout: retry }'), /^environments\.prod\.approval\.onTimeout: /m],
+  ['build context with path traversal', () => mutate('context: services/delivery', 'context: ../../etc'), /^services\.delivery\.build\.context: must not contain "\.\." segments/m],
+  ['absolute build context', () => mutate('context: services/delivery', 'context: /etc'), /^services\.delivery\.build\.context: must be relative/m],
+  ['shell metacharacters in the context', () => mutate('context: services/delivery', 'context: "services/$(id)"'), /^services\.delivery\.build\.context: may hold only/m],
+  ['Dockerfile path traversal', () => mutate('dockerfile: Dockerfile, args', 'dockerfile: ../Dockerfile, args'), /^services\.delivery\.build\.dockerfile: must not contain/m],
+  ['bad build-arg name', () => mutate('args: { VERSION: test }', 'args: { "BAD NAME": x }'), /^services\.delivery\.build\.args\.BAD NAME: must be a build-arg name/m],
+  ['oversized build-arg value', () => mutate('args: { VERSION: test }', `args: { VERSION: "${'x'.repeat(5000)}" }`), /^services\.delivery\.build\.args\.VERSION: must be at most 4096/m],
+  ['service name with capitals', () => mutate('  delivery:\n', '  Delivery:\n'), /^services\.Delivery: must start with a lower-case letter/m],
+  ['bad image prefix', () => mutate('imagePrefix: prod/', 'imagePrefix: ../prod'), /^environments\.prod\.imagePrefix: /m],
+  ['ACR with a bad subscription', () => `${good.replace('registries:\n', 'registries:\n  acr: { type: acr, loginServer: myrepo.azurecr.io, subscriptionId: nope, resourceGroup: rg, registryName: myrepo }\n')}`, /^registries\.acr\.subscriptionId: must be a subscription GUID/m],
+  ['a single environment', () => mutate('  qa: { registry: dev }\n', ''), /must define at least two environments/],
+  ['pipeline naming an unknown environment', () => `${good}\npipeline: [qa, staging]\n`, /^pipeline\.1: names unknown environment "staging"/m],
+];
+
+describe('slipway.yaml', () => {
+  test.each(badConfigs)('refuses %s', (_name, text, message) => {
+    expect(() => parseConfig(text())).toThrow(UsageError);
+    expect(() => parseConfig(text())).toThrow(message);
+  });
+
+  test(`at least 25 malformed requests and configurations are covered (${badRequests.length + badConfigs.length})`, () => {
+    expect(badRequests.length + badConfigs.length).toBeGreaterThanOrEqual(25);
+  });
+});
+
+describe('schema properties', () => {
+  test('every accepted name is safe in an image reference, a workflow id and a shell word', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 80 }), (s) => {
+        if (nameSchema.safeParse(s).success) expect(s).toMatch(/^[a-z][a-z0-9-]{0,62}$/);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('no accepted repo path escapes the repository or carries shell syntax', () => {
+    const segment = fc.constantFrom('a', 'b', '..', '.', '', '$(x)', 'c d', '`', ';', '~', 'x_y', '-');
+    fc.assert(
+      fc.property(fc.array(segment, { maxLength: 6 }), fc.boolean(), (parts, abs) => {
+        const p = `${abs ? '/' : ''}${parts.join('/')}`;
+        if (repoPathSchema.safeParse(p).success) {
+          expect(p.startsWith('/')).toBe(false);
+          expect(p.split('/')).not.toContain('..');
+          expect(p).toMatch(/^[A-Za-z0-9._/-]+$/);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('semantic versions are accepted and their tags stay valid OCI tags', () => {
+    const n = fc.nat({ max: 10_000 }).map(String);
+    fc.assert(
+      fc.property(n, n, n, fc.option(fc.stringMatching(/^[0-9A-Za-z-]{1,10}$/), { nil: undefined }), fc.boolean(), (a, b, c, pre, v) => {
+        const version = `${v ? 'v' : ''}${a}.${b}.${c}${pre ? `-${pre}` : ''}`;
+        expect(versionSchema.safeParse(version).success).toBe(true);
+        expect(imageRefSchema.safeParse(`127.0.0.1:5000/delivery:${version}`).success).toBe(true);
+      }),
+    );
+  });
+
+  test('durations round-trip', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.constantFrom('ms', 's', 'm', 'h', 'd'), (n, unit) => {
+        const mult = ({ ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 } as Record<string, number>)[unit];
+        expect(parseDuration(`${n}${unit}`)).toBe(n * mult);
+      }),
+    );
+    expect(parseDuration('1.5h')).toBeUndefined();
+    expect(parseDuration('-1s')).toBeUndefined();
+  });
+});
