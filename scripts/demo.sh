@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The demo: installs what it needs, brings the embedded local stack up, runs the workers, and releases the sample
+# service the way CI and an approver would — start and wait for approval, approve from the CLI, wait for the end —
+# then shows the promoted image in the registry. Leaves the stack running (`slipway stack down` stops it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+export PATH="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin:$PATH"
+slipway() { node dist/client/cli.js "$@"; }
+
+slipway stack up
+mkdir -p .slipway
+slipway worker > .slipway/demo-worker.log 2>&1 &
+WORKER=$!
+trap 'kill $WORKER 2>/dev/null || true' EXIT
+
+# A finished release cannot be released again under the same version: later runs get a fresh pre-release.
+VERSION="${VERSION:-v1.0.2}"
+if slipway release status --service delivery --version "$VERSION" --json >/dev/null 2>&1; then
+  VERSION="v1.0.2-demo.$(date +%s)"
+fi
+ID="release:delivery:$VERSION"
+SHA="$(git rev-parse --short=12 HEAD 2>/dev/null || echo 0000000)"
+
+echo "== CI: start the release and wait until it needs a person"
+slipway release start --service delivery --version "$VERSION" --git-sha "$SHA" --requester ci-bot --wait-for approval --timeout 10m
+echo "== the inbox"
+slipway release list --awaiting-approval
+echo "== the requester may not approve their own release"
+slipway release approve "$ID" --as ci-bot || echo "(refused, exit $?)"
+echo "== an approver approves"
+slipway release approve "$ID" --as alice --comment "QA looks good"
+echo "== CI: wait for the end"
+slipway release wait "$ID" --timeout 10m
+echo
+echo "Temporal Web: http://127.0.0.1:8233/namespaces/default/workflows/$(node -e 'console.log(encodeURIComponent(process.argv[1]))' "$ID")"
+echo "Registry: 127.0.0.1:5000/delivery:$VERSION and 127.0.0.1:5000/prod/delivery:$VERSION carry the same digest (above)."

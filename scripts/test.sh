@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: installs what it needs (idempotent), then lint, type check and the whole jest suite on the real
+# local stack (Temporal dev server, Docker engine, registries — started if not running).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh || exit 1
+export PATH="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin:$PATH"
+echo "[test] eslint" >&2
+npx eslint workflows activities workers client test bench || exit 1
+mkdir -p .slipway
+echo "[test] jest" >&2
+npx jest --runInBand --ci --json --outputFile=.slipway/jest-results.json "$@"
+rc=$?
+# jest's own summary is not a line CI systems read; print the plain one.
+node -e '
+  const r = require("./.slipway/jest-results.json");
+  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+' || rc=1
+exit $rc
