@@ -1,0 +1,42 @@
+/**
+ * A worker with no-op activities, for measuring orchestration alone (run as its own process so its memory can be
+ * read from /proc). Usage: node dist/bench/noop-worker.js <address> <namespace> <maxConcurrentWorkflowTasks>
+ */
+import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
+import type { SlipwayActivities } from '../activities/contract';
+import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
+
+const DIGEST = `sha256:${'e'.repeat(64)}`;
+export const noopActivities: SlipwayActivities = {
+  async buildImage(i) {
+    return { imageId: 'noop', tag: i.tag, hostQueue: hostQueue('bench'), host: 'bench', steps: 0, durationMs: 0 };
+  },
+  async pushImage(i) {
+    return { reference: `${i.tag}@${DIGEST}`, digest: DIGEST };
+  },
+  async copyImage(i) {
+    return { source: i.source, target: i.target, digest: DIGEST, mediaType: 'noop', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
+  },
+};
+
+async function main(): Promise<void> {
+  const [address, namespace] = process.argv.slice(2);
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  const connection = await NativeConnection.connect({ address });
+  const common = { connection, namespace, activities: noopActivities };
+  const workers = await Promise.all([
+    Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowsPath: require.resolve('../workflows'), maxCachedWorkflows: 1000 }),
+    Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
+    Worker.create({ ...common, taskQueue: hostQueue('bench') }),
+  ]);
+  process.on('SIGTERM', () => workers.forEach((w) => w.shutdown()));
+  process.stdout.write('ready\n');
+  await Promise.all(workers.map((w) => w.run()));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * Benchmarks that print numbers (`npm run bench -- [overhead|concurrent|promotion]`), on the real local stack.
+ *  - overhead:   per-stage orchestration overhead with no-op activities (median, p99)
+ *  - concurrent: N releases started at once, all awaiting approval, then all approved: start time,
+ *                approval-to-completion latency (p50, p99), worker peak RSS
+ *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
+ */
+import Docker from 'dockerode';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SlipwayClient } from '../client/client';
+import { parseConfig, planRelease } from '../client/config';
+import { ensureDocker, ensureRegistry, ensureTemporal, type RegistryEndpoint } from '../client/stack';
+import { DockerImageBuilder } from '../activities/docker/builder';
+import { EnvCredentialStore } from '../activities/registry/credentials';
+import { OciRegistry } from '../activities/registry/oci';
+import { dockerFromEnv } from '../workers/builder';
+import type { ReleaseInput } from '../workflows/types';
+
+const NS = 'slipway-bench';
+const ROOT = join(__dirname, '..', '..');
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))];
+};
+const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+function config(approval = '{ approvers: [alice], timeout: 72h }'): string {
+  return `registries: { dev: { type: oci, url: "127.0.0.1:5000", insecure: true } }
+environments: { qa: { registry: dev }, prod: { registry: dev, imagePrefix: prod/, approval: ${approval} } }
+services: { delivery: { build: { context: services/delivery } } }
+`;
+}
+
+const plan = (version: string): ReleaseInput => planRelease(parseConfig(config()), { service: 'delivery', version, requester: 'bench' });
+const runTag = () => `b${Date.now().toString(36)}`;
+
+async function withNoopWorker<T>(address: string, fn: (pid: number) => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
+  const child = spawn(process.execPath, [join(__dirname, 'noop-worker.js'), address, NS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d) => String(d).includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`noop worker exited ${code}`)));
+  });
+  try {
+    const result = await fn(child.pid!);
+    // VmHWM: the resident set's high-water mark, kept by the kernel for the whole life of the process.
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const peakRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
+    return { result, peakRssMb };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
+async function overhead(client: SlipwayClient, address: string, n: number): Promise<void> {
+  const { result, peakRssMb } = await withNoopWorker(address, async () => {
+    const perStage: Record<string, number[]> = {};
+    const endToEnd: number[] = [];
+    const tag = runTag();
+    // Warm-up release (workflow bundle load, connections), not counted.
+    for (let i = -1; i < n; i++) {
+      const t0 = performance.now();
+      const { workflowId } = await client.start(plan(`v0.0.${i + 1}-${tag}`));
+      await client.waitFor(workflowId, 'approval', { intervalMs: 20 });
+      const tApprove = performance.now();
+      await client.decide(workflowId, 'approve', { approver: 'alice' });
+      const final = await client.result(workflowId);
+      const t1 = performance.now();
+      if (i < 0) continue;
+      for (const s of final.stages) {
+        if (s.kind === 'approval') continue;
+        (perStage[s.id] ??= []).push(Date.parse(s.endedAt!) - Date.parse(s.startedAt!));
+      }
+      (perStage['approve→done (client)'] ??= []).push(t1 - tApprove);
+      endToEnd.push(t1 - t0);
+    }
+    return { perStage, endToEnd };
+  });
+  print(`overhead: ${n} sequential releases, no-op activities, namespace ${NS}`);
+  for (const [stage, xs] of Object.entries(result.perStage)) print(`  ${stage.padEnd(24)} median ${fmt(quantile(xs, 0.5))}  p99 ${fmt(quantile(xs, 0.99))}`);
+  print(`  ${'whole release (client)'.padEnd(24)} median ${fmt(quantile(result.endToEnd, 0.5))}  p99 ${fmt(quantile(result.endToEnd, 0.99))}  (includes status polling every 20 ms)`);
+  print(`  worker peak RSS ${peakRssMb.toFixed(0)} MB`);
+}
+
+async function concurrent(client: SlipwayClient, address: string, n: number): Promise<void> {
+  const { result, peakRssMb } = await withNoopWorker(address, async () => {
+    const tag = runTag();
+    const versions = Array.from({ length: n }, (_, i) => `v2.0.${i}-${tag}`);
+    const t0 = performance.now();
+    const started = await Promise.all(versions.map((v) => client.start(plan(v))));
+    const startMs = performance.now() - t0;
+    const tWait = performance.now();
+    // All awaiting approval: poll visibility-free (status queries), in batches.
+    for (const s of started) await client.waitFor(s.workflowId, 'approval', { intervalMs: 100 });
+    const allWaitingMs = performance.now() - tWait;
+    const latencies: number[] = [];
+    const t1 = performance.now();
+    await Promise.all(
+      started.map(async (s) => {
+        const a = performance.now();
+        await client.decide(s.workflowId, 'approve', { approver: 'alice' });
+        const final = await client.result(s.workflowId);
+        if (final.phase !== 'succeeded') throw new Error(`${s.workflowId} ended ${final.phase}`);
+        latencies.push(performance.now() - a);
+      }),
+    );
+    return { startMs, allWaitingMs, approveAllMs: performance.now() - t1, latencies };
+  });
+  print(`concurrent: ${n} releases started at once, all awaiting approval, then all approved`);
+  print(`  start ${n}: ${fmt(result.startMs)} (${((n / result.startMs) * 1000).toFixed(0)} starts/s); all awaiting approval after a further ${fmt(result.allWaitingMs)}`);
+  print(`  approval → completion latency: p50 ${fmt(quantile(result.latencies, 0.5))}  p99 ${fmt(quantile(result.latencies, 0.99))}  (all ${n} done in ${fmt(result.approveAllMs)})`);
+  print(`  worker peak RSS ${peakRssMb.toFixed(0)} MB`);
+}
+
+async function promotion(rounds: number): Promise<void> {
+  const docker = await ensureDocker();
+  const [a, b] = await Promise.all([ensureRegistry('registry', 5000), ensureRegistry('registry-b', 5001)]);
+  const env = { SLIPWAY_REGISTRY_A_USERNAME: a.username, SLIPWAY_REGISTRY_A_PASSWORD: a.password, SLIPWAY_REGISTRY_B_USERNAME: b.username, SLIPWAY_REGISTRY_B_PASSWORD: b.password };
+  const creds = new EnvCredentialStore(env, '/nonexistent');
+  const dockerClient = dockerFromEnv({ DOCKER_HOST: docker.host });
+  const builder = new DockerImageBuilder(dockerClient, creds);
+  const refA = { name: 'a', type: 'oci' as const, host: a.url, insecure: true };
+  const refB = { name: 'b', type: 'oci' as const, host: b.url, insecure: true };
+  const oci = new OciRegistry(creds);
+  const rows: Record<string, { ms: number[]; bytes: number[] }> = {};
+  const add = (k: string, ms: number, bytes: number) => ((rows[k] ??= { ms: [], bytes: [] }).ms.push(ms), rows[k].bytes.push(bytes));
+  for (let r = 0; r < rounds; r++) {
+    // A fresh image each round: Docker remembers where it pushed a layer before and would mount it instead.
+    const tag = `${runTag()}-${r}`;
+    const src = `${a.url}/bench-big:${tag}`;
+    await builder.build({ contextDir: join(ROOT, 'bench', 'big-image'), dockerfile: 'Dockerfile', tag: src, args: { NONCE: tag }, labels: {} }, () => undefined);
+    const { digest } = await builder.push(src, refA, () => undefined);
+    const info = await dockerClient.getImage(src).inspect();
+    if (r === 0) print(`promotion: ${rounds} rounds, each a fresh ${(info.Size / 1e6).toFixed(0)} MB image pushed to ${a.url}, then promoted four ways`);
+
+    let t = performance.now();
+    const same = await oci.copy({ source: `${a.url}/bench-big@${digest}`, sourceRegistry: refA, target: `${a.url}/prod/bench-big:${tag}`, targetRegistry: refA }, () => undefined);
+    add('manifest copy, same registry', performance.now() - t, same.bytesCopied);
+
+    t = performance.now();
+    const cross = await oci.copy({ source: `${a.url}/bench-big@${digest}`, sourceRegistry: refA, target: `${b.url}/prod/bench-big:${tag}`, targetRegistry: refB }, () => undefined);
+    add('manifest copy, registry A → B', performance.now() - t, cross.bytesCopied);
+
+    for (const [label, target, reg] of [
+      ['docker pull+tag+push, same registry', `${a.url}/prod/bench-big-docker:${tag}`, a],
+      ['docker pull+tag+push, A → B', `${b.url}/prod/bench-big-docker:${tag}`, b],
+    ] as const) {
+      // Remove every reference to the image so the pull really transfers its layers.
+      await dockerClient.getImage(info.Id).remove({ force: true }).catch(() => undefined);
+      t = performance.now();
+      const pulled = await dockerPull(dockerClient, `${a.url}/bench-big@${digest}`, a);
+      await dockerClient.getImage(`${a.url}/bench-big@${digest}`).tag({ repo: target.slice(0, target.lastIndexOf(':')), tag });
+      const pushedBytes = await dockerPush(dockerClient, target, reg as RegistryEndpoint);
+      add(label, performance.now() - t, pulled + pushedBytes);
+    }
+    await dockerClient.getImage(info.Id).remove({ force: true }).catch(() => undefined);
+  }
+  const base = (k: string) => quantile(rows[k].ms, 0.5);
+  print(`  median wall time and bytes moved through the client (pull + push for docker)`);
+  for (const [k, v] of Object.entries(rows)) {
+    print(`  ${k.padEnd(38)} median ${fmt(quantile(v.ms, 0.5)).padStart(11)}   bytes ${(quantile(v.bytes, 0.5) / 1e6).toFixed(1).padStart(7)} MB`);
+  }
+  print(`  ratio same registry (copy / docker): ${(base('manifest copy, same registry') / base('docker pull+tag+push, same registry')).toFixed(3)}`);
+  print(`  ratio A → B        (copy / docker): ${(base('manifest copy, registry A → B') / base('docker pull+tag+push, A → B')).toFixed(3)}`);
+}
+
+/** Pull through the engine; returns the bytes the engine reported downloading. */
+async function dockerPull(docker: Docker, ref: string, reg: RegistryEndpoint): Promise<number> {
+  const stream = await docker.pull(ref, { authconfig: { username: reg.username, password: reg.password, serveraddress: reg.url } } as any);
+  const totals = new Map<string, number>();
+  await new Promise((resolve, reject) =>
+    docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined)), (e: any) => {
+      if (e.status === 'Downloading' && e.progressDetail?.total) totals.set(e.id, e.progressDetail.total);
+      if (e.error) reject(new Error(e.error));
+    }),
+  );
+  return [...totals.values()].reduce((a, b) => a + b, 0);
+}
+
+async function dockerPush(docker: Docker, ref: string, reg: RegistryEndpoint): Promise<number> {
+  const stream = (await docker.getImage(ref).push({ authconfig: { username: reg.username, password: reg.password, serveraddress: reg.url } } as any)) as unknown as NodeJS.ReadableStream;
+  const totals = new Map<string, number>();
+  await new Promise((resolve, reject) =>
+    docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve(undefined)), (e: any) => {
+      // Push progress reports bytes sent so far (`current`); its `total` is often absent.
+      if (e.status === 'Pushing' && e.progressDetail?.current) totals.set(e.id, Math.max(totals.get(e.id) ?? 0, e.progressDetail.current));
+      if (e.error) reject(new Error(e.error));
+    }),
+  );
+  return [...totals.values()].reduce((a, b) => a + b, 0);
+}
+
+async function main(): Promise<void> {
+  const which = process.argv[2] ?? 'all';
+  const n = Number(process.argv[3] ?? 0);
+  const temporal = await ensureTemporal();
+  const client = await SlipwayClient.connect(temporal.address, NS);
+  print(`slipway bench · ${new Date().toISOString()} · node ${process.version}`);
+  if (which === 'overhead' || which === 'all') await overhead(client, temporal.address, n || 50);
+  if (which === 'concurrent' || which === 'all') await concurrent(client, temporal.address, n || 200);
+  if (which === 'promotion' || which === 'all') await promotion(n || 3);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
