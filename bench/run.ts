@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { SlipwayClient } from '../client/client';
 import { parseConfig, planRelease } from '../client/config';
 import { ensureDocker, ensureRegistry, ensureTemporal, type RegistryEndpoint } from '../client/stack';
+import { ensureBaseImage } from '../client/stack/base-image';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistry } from '../activities/registry/oci';
@@ -37,18 +38,28 @@ services: { delivery: { build: { context: services/delivery } } }
 const plan = (version: string): ReleaseInput => planRelease(parseConfig(config()), { service: 'delivery', version, requester: 'bench' });
 const runTag = () => `b${Date.now().toString(36)}`;
 
-async function withNoopWorker<T>(address: string, fn: (pid: number) => Promise<T>): Promise<{ result: T; peakRssMb: number }> {
+interface WorkerMemory {
+  peakRssMb: number;
+  readyRssMb: number;
+  startupPeakMb: number;
+  endRssMb: number;
+}
+const memLine = (m: WorkerMemory) =>
+  `worker RSS: peak ${m.peakRssMb.toFixed(0)} MB (startup incl. bundling peaked at ${m.startupPeakMb.toFixed(0)} MB; ${m.readyRssMb.toFixed(0)} MB when ready, ${m.endRssMb.toFixed(0)} MB at the end)`;
+
+async function withNoopWorker<T>(address: string, fn: (pid: number) => Promise<T>): Promise<{ result: T } & WorkerMemory> {
   const child = spawn(process.execPath, [join(__dirname, 'noop-worker.js'), address, NS], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => String(d).includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`noop worker exited ${code}`)));
   });
+  const rss = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]) / 1024;
+  // The high-water mark so far is webpack bundling the workflow code at start; report it apart from the load.
+  const atReady = { rss: rss('VmRSS'), hwm: rss('VmHWM') };
   try {
     const result = await fn(child.pid!);
     // VmHWM: the resident set's high-water mark, kept by the kernel for the whole life of the process.
-    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-    const peakRssMb = Number(/VmHWM:\s+(\d+) kB/.exec(status)![1]) / 1024;
-    return { result, peakRssMb };
+    return { result, peakRssMb: rss('VmHWM'), readyRssMb: atReady.rss, startupPeakMb: atReady.hwm, endRssMb: rss('VmRSS') };
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
@@ -56,7 +67,7 @@ async function withNoopWorker<T>(address: string, fn: (pid: number) => Promise<T
 }
 
 async function overhead(client: SlipwayClient, address: string, n: number): Promise<void> {
-  const { result, peakRssMb } = await withNoopWorker(address, async () => {
+  const { result, ...mem } = await withNoopWorker(address, async () => {
     const perStage: Record<string, number[]> = {};
     const endToEnd: number[] = [];
     const tag = runTag();
@@ -82,11 +93,11 @@ async function overhead(client: SlipwayClient, address: string, n: number): Prom
   print(`overhead: ${n} sequential releases, no-op activities, namespace ${NS}`);
   for (const [stage, xs] of Object.entries(result.perStage)) print(`  ${stage.padEnd(24)} median ${fmt(quantile(xs, 0.5))}  p99 ${fmt(quantile(xs, 0.99))}`);
   print(`  ${'whole release (client)'.padEnd(24)} median ${fmt(quantile(result.endToEnd, 0.5))}  p99 ${fmt(quantile(result.endToEnd, 0.99))}  (includes status polling every 20 ms)`);
-  print(`  worker peak RSS ${peakRssMb.toFixed(0)} MB`);
+  print(`  ${memLine(mem)}`);
 }
 
 async function concurrent(client: SlipwayClient, address: string, n: number): Promise<void> {
-  const { result, peakRssMb } = await withNoopWorker(address, async () => {
+  const { result, ...mem } = await withNoopWorker(address, async () => {
     const tag = runTag();
     const versions = Array.from({ length: n }, (_, i) => `v2.0.${i}-${tag}`);
     const t0 = performance.now();
@@ -112,7 +123,7 @@ async function concurrent(client: SlipwayClient, address: string, n: number): Pr
   print(`concurrent: ${n} releases started at once, all awaiting approval, then all approved`);
   print(`  start ${n}: ${fmt(result.startMs)} (${((n / result.startMs) * 1000).toFixed(0)} starts/s); all awaiting approval after a further ${fmt(result.allWaitingMs)}`);
   print(`  approval → completion latency: p50 ${fmt(quantile(result.latencies, 0.5))}  p99 ${fmt(quantile(result.latencies, 0.99))}  (all ${n} done in ${fmt(result.approveAllMs)})`);
-  print(`  worker peak RSS ${peakRssMb.toFixed(0)} MB`);
+  print(`  ${memLine(mem)}`);
 }
 
 async function promotion(rounds: number): Promise<void> {
@@ -121,6 +132,7 @@ async function promotion(rounds: number): Promise<void> {
   const env = { SLIPWAY_REGISTRY_A_USERNAME: a.username, SLIPWAY_REGISTRY_A_PASSWORD: a.password, SLIPWAY_REGISTRY_B_USERNAME: b.username, SLIPWAY_REGISTRY_B_PASSWORD: b.password };
   const creds = new EnvCredentialStore(env, '/nonexistent');
   const dockerClient = dockerFromEnv({ DOCKER_HOST: docker.host });
+  await ensureBaseImage(dockerClient);
   const builder = new DockerImageBuilder(dockerClient, creds);
   const refA = { name: 'a', type: 'oci' as const, host: a.url, insecure: true };
   const refB = { name: 'b', type: 'oci' as const, host: b.url, insecure: true };

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack';
 import { dockerFromEnv } from '../../workers/builder';
-import { ensureBaseImage } from './base-image';
+import { ensureBaseImage } from '../../client/stack/base-image';
 import { STACK_FILE, type TestStack } from './stack-info';
 
 export default async function globalSetup(): Promise<void> {

@@ -1,4 +1,4 @@
-/** A tiny base image for tests that need RUN steps: busybox-static imported with `docker import` (nothing pulled). */
+/** A tiny base image for builds that need RUN steps on hosts that cannot pull: busybox-static, `docker import`ed. */
 import Docker from 'dockerode';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, mkdirSync, copyFileSync, symlinkSync } from 'node:fs';
