@@ -30,7 +30,9 @@ fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 can write a lock that its own `npm ci` then calls out of sync (@swc/core's optional platform packages);
+  # `npm install` honours the same lock and fills the gap.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error
 fi
 log "tsc"
 npx tsc -p tsconfig.json
