@@ -23,15 +23,23 @@ ID="release:delivery:$VERSION"
 SHA="$(git rev-parse --short=12 HEAD 2>/dev/null || echo 0000000)"
 
 echo "== CI: start the release and wait until it needs a person"
-slipway release start --service delivery --version "$VERSION" --git-sha "$SHA" --requester ci-bot --wait-for approval --timeout 10m
+slipway release start --service delivery --version "$VERSION" --git-sha "$SHA" --requester carol --wait-for approval --timeout 10m
 echo "== the inbox"
 slipway release list --awaiting-approval
-echo "== the requester may not approve their own release"
-slipway release approve "$ID" --as ci-bot || echo "(refused, exit $?)"
+echo "== carol asked for this release, so she may not approve it; mallory is no approver"
+slipway release approve "$ID" --as carol || echo "(refused, exit $?)"
+slipway release approve "$ID" --as mallory || echo "(refused, exit $?)"
 echo "== an approver approves"
 slipway release approve "$ID" --as alice --comment "QA looks good"
 echo "== CI: wait for the end"
 slipway release wait "$ID" --timeout 10m
 echo
 echo "Temporal Web: http://127.0.0.1:8233/namespaces/default/workflows/$(node -e 'console.log(encodeURIComponent(process.argv[1]))' "$ID")"
-echo "Registry: 127.0.0.1:5000/delivery:$VERSION and 127.0.0.1:5000/prod/delivery:$VERSION carry the same digest (above)."
+echo "== the registry's own word (OCI API): both tags carry the released digest"
+CREDS="${SLIPWAY_HOME:-$HOME/.cache/slipway}/registry/credentials.json"
+for repo in delivery prod/delivery; do
+  # The password goes to curl on stdin (-K -), never on its command line.
+  node -e 'const c=require(process.argv[1]);console.log(`user = "${c.username}:${c.password}"`)' "$CREDS" |
+    curl -sS -K - -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://127.0.0.1:5000/v2/$repo/manifests/$VERSION" | tr -d '\r' | sed -n "s|^[Dd]ocker-[Cc]ontent-[Dd]igest: |  127.0.0.1:5000/$repo:$VERSION  |p"
+done
