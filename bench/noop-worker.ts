@@ -6,24 +6,24 @@ import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/wo
 import type { SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
 
-const DIGEST = `sha256:${'e'.repeat(64)}`;
-export const noopActivities: SlipwayActivities = {
+/** Activities that do nothing and report one fixed digest: orchestration alone (also the CLI tests' fakes). */
+export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'bench'): SlipwayActivities => ({
   async buildImage(i) {
-    return { imageId: 'noop', tag: i.tag, hostQueue: hostQueue('bench'), host: 'bench', steps: 0, durationMs: 0 };
+    return { imageId: 'noop', tag: i.tag, hostQueue: hostQueue(hostId), host: hostId, steps: 0, durationMs: 0 };
   },
   async pushImage(i) {
-    return { reference: `${i.tag}@${DIGEST}`, digest: DIGEST };
+    return { reference: `${i.tag}@${digest}`, digest };
   },
   async copyImage(i) {
-    return { source: i.source, target: i.target, digest: DIGEST, mediaType: 'noop', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
+    return { source: i.source, target: i.target, digest, mediaType: 'noop', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
   },
-};
+});
 
 async function main(): Promise<void> {
   const [address, namespace] = process.argv.slice(2);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
   const connection = await NativeConnection.connect({ address });
-  const common = { connection, namespace, activities: noopActivities };
+  const common = { connection, namespace, activities: noopActivities() };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowsPath: require.resolve('../workflows'), maxCachedWorkflows: 1000 }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),

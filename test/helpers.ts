@@ -79,15 +79,24 @@ export async function createWorkers(namespace: string, acts: SlipwayActivities, 
   return { workers, connection };
 }
 
-/** Runs `fn` while the workers poll, then shuts them down. */
-export async function withWorkers<T>(workers: Worker[], fn: () => Promise<T>): Promise<T> {
+export interface Harness {
+  slipway: SlipwayClient;
+  stop(): Promise<void>;
+}
+
+/** A client plus running workers (one fake or real host) for a test file; `stop` in afterAll. */
+export async function startHarness(namespace: string, acts: SlipwayActivities, hostId: string): Promise<Harness> {
+  const { slipway, close } = await connectClient(namespace);
+  const { workers } = await createWorkers(namespace, acts, hostId);
   const runs = workers.map((w) => w.run());
-  try {
-    return await fn();
-  } finally {
-    for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
-    await Promise.allSettled(runs);
-  }
+  return {
+    slipway,
+    async stop() {
+      workers.forEach((w) => w.shutdown());
+      await Promise.allSettled(runs);
+      await close();
+    },
+  };
 }
 
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {

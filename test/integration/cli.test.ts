@@ -6,12 +6,11 @@ import { execFile } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Worker } from '@temporalio/worker';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { SlipwayActivities } from '../../activities/contract';
+import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayClient } from '../../client/client';
-import { hostQueue, releaseWorkflowId } from '../../workflows/queues';
-import { connectClient, createWorkers, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
+import { releaseWorkflowId } from '../../workflows/queues';
+import { ROOT, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-test';
@@ -21,33 +20,14 @@ const dir = mkdtempSync(join(tmpdir(), 'slipway-cli-'));
 const CONFIG = join(dir, 'slipway.yaml');
 writeFileSync(CONFIG, sampleConfigText({ approval: '{ approvers: [alice, bob], timeout: 72h }' }));
 
-const acts: SlipwayActivities = {
-  async buildImage(i) {
-    return { imageId: 'x', tag: i.tag, hostQueue: hostQueue('cli-host'), host: 'cli-host', steps: 1, durationMs: 1 };
-  },
-  async pushImage(i) {
-    return { reference: `${i.tag}@${DIGEST}`, digest: DIGEST };
-  },
-  async copyImage(i) {
-    return { source: i.source, target: i.target, digest: DIGEST, mediaType: 'x', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 2, bytesCopied: 0, method: 'oci-copy' };
-  },
-};
-
 let slipway: SlipwayClient;
-let close: () => Promise<void>;
-let workers: Worker[];
-let runs: Promise<void>[];
+let harness: Harness;
 
 beforeAll(async () => {
-  ({ slipway, close } = await connectClient(NS));
-  ({ workers } = await createWorkers(NS, acts, 'cli-host'));
-  runs = workers.map((w) => w.run());
+  harness = await startHarness(NS, noopActivities(DIGEST, 'cli-host'), 'cli-host');
+  slipway = harness.slipway;
 });
-afterAll(async () => {
-  workers.forEach((w) => w.shutdown());
-  await Promise.allSettled(runs);
-  await close();
-});
+afterAll(() => harness.stop());
 
 function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
   return new Promise((resolve) => {

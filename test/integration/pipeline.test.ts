@@ -4,7 +4,6 @@
  * registry API. Also: a broken Dockerfile, a registry that is down during the push, and secrets kept out of history.
  */
 import { temporal } from '@temporalio/proto';
-import type { Worker } from '@temporalio/worker';
 import { createBuilderActivities, createRegistryActivities } from '../../activities';
 import { DockerImageBuilder } from '../../activities/docker/builder';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
@@ -14,7 +13,7 @@ import { ensureRegistry } from '../../client/stack';
 import { stopDaemon } from '../../client/stack/process';
 import type { SlipwayClient } from '../../client/client';
 import { dockerFromEnv } from '../../workers/builder';
-import { connectClient, createWorkers, plan, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
+import { plan, ROOT, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-it';
@@ -39,24 +38,19 @@ const credentials = {
 };
 
 let slipway: SlipwayClient;
-let close: () => Promise<void>;
-let workers: Worker[];
-let runs: Promise<void>[];
+let harness: Harness;
 
 beforeAll(async () => {
-  ({ slipway, close } = await connectClient(NS));
   const acts = {
     ...createBuilderActivities({ builder: new DockerImageBuilder(docker, credentials), hostId: 'it-host', workspace: ROOT }),
     ...createRegistryActivities({ registries: registryFactory({ credentials }) }),
   };
-  ({ workers } = await createWorkers(NS, acts, 'it-host'));
-  runs = workers.map((w) => w.run());
+  harness = await startHarness(NS, acts, 'it-host');
+  slipway = harness.slipway;
 });
 
 afterAll(async () => {
-  workers.forEach((w) => w.shutdown());
-  await Promise.allSettled(runs);
-  await close();
+  await harness.stop();
   await stopDaemon('registry-flaky');
 });
 

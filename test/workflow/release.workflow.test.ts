@@ -13,7 +13,7 @@ import { ApprovalRefusedError, type SlipwayClient } from '../../client/client';
 import { hostQueue, releaseWorkflowId } from '../../workflows/queues';
 import { SA } from '../../workflows/search-attributes';
 import type { ReleaseInput } from '../../workflows/types';
-import { connectClient, createWorkers, eventually, plan, sampleConfigText, uniqueVersion } from '../helpers';
+import { eventually, plan, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-test';
@@ -22,9 +22,7 @@ const EventType = temporal.api.enums.v1.EventType;
 const HISTORY_FILE = join(__dirname, '..', 'histories', 'release-approved.json');
 
 let slipway: SlipwayClient;
-let close: () => Promise<void>;
-let workers: Worker[];
-let runs: Promise<void>[];
+let harness: Harness;
 const calls: string[] = [];
 /** Builds block while `buildGate` is set, so a test can act during the build. */
 let buildGate: Promise<void> | undefined;
@@ -49,16 +47,10 @@ const acts: SlipwayActivities = {
 };
 
 beforeAll(async () => {
-  ({ slipway, close } = await connectClient(NS));
-  ({ workers } = await createWorkers(NS, acts));
-  runs = workers.map((w) => w.run());
+  harness = await startHarness(NS, acts, 'test-host');
+  slipway = harness.slipway;
 });
-
-afterAll(async () => {
-  workers.forEach((w) => w.shutdown());
-  await Promise.allSettled(runs);
-  await close();
-});
+afterAll(() => harness.stop());
 
 const withPolicy = (approval: string, version = uniqueVersion(), requester = 'ci-bot'): ReleaseInput =>
   plan({ version, requester, config: sampleConfigText({ approval }) });
