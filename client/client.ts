@@ -11,7 +11,7 @@ import { ErrorTypes } from '../workflows/errors';
 import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
-import { TERMINAL_PHASES, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
+import { TERMINAL_PHASES, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
 import type { releaseWorkflow } from '../workflows/release';
 
 export class ApprovalRefusedError extends Error {
@@ -36,6 +36,8 @@ export interface ReleaseSummary {
   requester?: string;
   digest?: string;
   startTime: string;
+  /** Set while the release waits at a gate (from the workflow's memo; no query needed). */
+  inbox?: InboxEntry;
 }
 
 export class SlipwayClient {
@@ -155,6 +157,7 @@ export class SlipwayClient {
         requester: sa.get(SA.requester),
         digest: sa.get(SA.digest),
         startTime: wf.startTime.toISOString(),
+        inbox: (wf.memo?.inbox as InboxEntry | null) ?? undefined,
       });
       if (out.length >= (filter.limit ?? 100)) break;
     }

@@ -8,6 +8,8 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
+  upsertMemo,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -18,6 +20,8 @@ import { refusalReason, describeApprovers } from './approval';
 import { ErrorTypes, NON_RETRYABLE_ACTIVITY_ERRORS } from './errors';
 import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from './messages';
 import { BUILD_QUEUE } from './queues';
+
+const INBOX_MEMO_PATCH = 'inbox-memo';
 import { SA } from './search-attributes';
 import {
   releaseInputSchema,
@@ -25,6 +29,7 @@ import {
   type ApprovalRequest,
   type ApprovalResponse,
   type EnvironmentPlan,
+  type InboxEntry,
   type ReleaseInput,
   type ReleasePhase,
   type ReleaseResult,
@@ -110,6 +115,29 @@ class Release {
     }
   }
 
+  /**
+   * The approvals inbox reads one visibility list with memos instead of querying every release. Added after the
+   * first histories were recorded, so it is behind a patch: replays of older runs skip it.
+   */
+  publishInbox(): void {
+    if (!patched(INBOX_MEMO_PATCH)) return;
+    const a = this.status.awaitingApproval;
+    const inbox: InboxEntry | null = a
+      ? {
+          environment: a.environment,
+          digest: this.status.digest,
+          requester: this.status.requester,
+          deadline: a.deadline,
+          received: a.received,
+          required: a.required,
+          approvers: a.approvers,
+          references: this.status.references,
+          stages: this.status.stages.filter((s) => s.state === 'succeeded').map((s) => ({ id: s.id, endedAt: s.endedAt })),
+        }
+      : null;
+    upsertMemo({ inbox });
+  }
+
   setDigest(digest: string): void {
     this.status.digest = digest;
     upsertSearchAttributes([{ key: SA.digest, value: digest }]);
@@ -121,6 +149,7 @@ class Release {
     if (error) this.status.error = error;
     this.status.awaitingApproval = undefined;
     for (const s of this.status.stages) if (s.state === 'pending') s.state = 'skipped';
+    this.publishInbox();
     upsertSearchAttributes([
       { key: SA.stage, value: phase === 'succeeded' ? 'done' : phase },
       { key: SA.awaitingApproval, value: '' },
@@ -163,6 +192,7 @@ export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseRe
     status.awaitingApproval!.received = received;
     if (decision === 'rejected') rejection = { by: req.approver!, comment: req.comment };
     const required = status.awaitingApproval!.required;
+    release.publishInbox();
     return { environment, decision, received, required, complete: decision === 'rejected' || received >= required };
   };
   const validator = (decision: 'approved' | 'rejected') => (req: ApprovalRequest): void => {
@@ -264,6 +294,7 @@ async function awaitApproval(env: EnvironmentPlan, release: Release, rejected: (
     approvers: describeApprovers(policy),
   };
   upsertSearchAttributes([{ key: SA.awaitingApproval, value: env.name }]);
+  release.publishInbox();
   try {
     const decided = await condition(() => Boolean(rejected()) || release.approvalsFor(env.name) >= policy.minApprovals, policy.timeoutMs);
     const approvers = status.approvals.filter((a) => a.environment === env.name);
@@ -287,5 +318,6 @@ async function awaitApproval(env: EnvironmentPlan, release: Release, rejected: (
     status.awaitingApproval = undefined;
     if (status.phase === 'awaiting-approval') status.phase = 'running';
     upsertSearchAttributes([{ key: SA.awaitingApproval, value: '' }]);
+    release.publishInbox();
   }
 }

@@ -116,6 +116,19 @@ export interface ReleaseStatus {
 
 export type ReleaseResult = ReleaseStatus;
 
+/** What the approvals inbox shows of a release waiting at a gate; kept in the workflow's memo under `inbox`. */
+export interface InboxEntry {
+  environment: string;
+  digest?: string;
+  requester: string;
+  deadline: string;
+  received: number;
+  required: number;
+  approvers: string[];
+  references: Record<string, string>;
+  stages: { id: string; endedAt?: string }[];
+}
+
 // ---- message payloads ----
 
 export const approvalRequestSchema = z.strictObject({

@@ -6,7 +6,7 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SlipwayActivities } from '../../activities/contract';
 import { ApprovalRefusedError, type SlipwayClient } from '../../client/client';
@@ -19,7 +19,7 @@ import { testStack } from '../setup/stack-info';
 const NS = 'slipway-test';
 const DIGEST = `sha256:${'a'.repeat(64)}`;
 const EventType = temporal.api.enums.v1.EventType;
-const HISTORY_FILE = join(__dirname, '..', 'histories', 'release-approved.json');
+const HISTORIES = join(__dirname, '..', 'histories');
 
 let slipway: SlipwayClient;
 let harness: Harness;
@@ -88,11 +88,13 @@ test('happy path: build → push → approval → promote by digest, with status
   expect(desc.typedSearchAttributes.get(SA.awaitingApproval)).toBe('prod');
   expect(desc.typedSearchAttributes.get(SA.digest)).toBe(DIGEST);
   expect(desc.typedSearchAttributes.get(SA.stage)).toBe('approval:prod');
+  expect(desc.memo?.inbox).toMatchObject({ environment: 'prod', digest: DIGEST, requester: 'ci-bot', received: 0, required: 1, approvers: ['dave', 'group:release-managers'] });
   const inbox = await eventually(async () => {
     const rows = await slipway.list({ awaitingApproval: true, service: 'delivery' });
     return rows.find((r) => r.workflowId === id);
   });
   expect(inbox.awaitingApproval).toBe('prod');
+  expect(inbox.inbox).toMatchObject({ environment: 'prod', digest: DIGEST });
 
   const response = await slipway.decide(id, 'approve', { approver: 'alice', comment: 'QA is green', digest: DIGEST });
   expect(response).toEqual({ environment: 'prod', decision: 'approved', received: 1, required: 1, complete: true });
@@ -110,13 +112,15 @@ test('happy path: build → push → approval → promote by digest, with status
   const after = await slipway.handle(id).describe();
   expect(after.typedSearchAttributes.get(SA.stage)).toBe('done');
   expect(after.typedSearchAttributes.get(SA.awaitingApproval)).toBe('');
+  expect(after.memo?.inbox).toBeNull();
 
   const types = await eventTypes(id);
   expect(types.filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)).toHaveLength(1);
 
+  // SLIPWAY_RECORD_HISTORY=<name> records this run as test/histories/<name>.json for the replay test.
   if (process.env.SLIPWAY_RECORD_HISTORY) {
     const history = await slipway.handle(id).fetchHistory();
-    writeFileSync(HISTORY_FILE, JSON.stringify((history as any).toJSON(), null, 1));
+    writeFileSync(join(HISTORIES, `${process.env.SLIPWAY_RECORD_HISTORY}.json`), JSON.stringify((history as any).toJSON(), null, 1));
   }
 });
 
@@ -251,10 +255,17 @@ test('an invalid input that bypassed the client fails the workflow before any ac
   expect(types).not.toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
 });
 
-test('replay: a committed history of a finished release replays against the current workflow code', async () => {
-  expect(existsSync(HISTORY_FILE)).toBe(true);
+// Every committed history (one per generation of the workflow code) must replay against the current code.
+const histories = readdirSync(HISTORIES).filter((f) => f.endsWith('.json'));
+test.each(histories)('replay: committed history %s replays against the current workflow code', async (file) => {
   // protobufjs' own JSON form (enum names, int64 as strings), as fetchHistory().toJSON() wrote it.
-  const history = temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(HISTORY_FILE, 'utf8')));
+  const history = temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')));
   expect(history.events?.length).toBeGreaterThan(10);
-  await Worker.runReplayHistory({ workflowBundle: { codePath: testStack().bundlePath } }, history, 'release:recorded');
+  await Worker.runReplayHistory({ workflowBundle: { codePath: testStack().bundlePath } }, history, `release:${file}`);
+});
+
+test('the replay test has histories from before and after the inbox-memo patch', () => {
+  const markers = histories.map((f) => readFileSync(join(HISTORIES, f), 'utf8').includes('EVENT_TYPE_MARKER_RECORDED'));
+  expect(markers).toContain(true);
+  expect(markers).toContain(false);
 });
