@@ -179,6 +179,22 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       await runWorkers({ role: o.role, config: globals().config, address: globals().address, namespace: globals().namespace });
     });
 
+  program
+    .command('ui')
+    .description('serve the approvals web UI')
+    .option('--host <address>', 'listen address', '127.0.0.1')
+    .option('--port <port>', 'listen port', '8088')
+    .option('--temporal-web <url>', 'Temporal Web base URL for links', process.env.TEMPORAL_WEB_URL ?? 'http://127.0.0.1:8233')
+    .action(async (o) => {
+      const { buildUiServer } = await import('./ui/server');
+      const s = temporalSettings();
+      const namespace = globals().namespace ?? s.namespace;
+      const app = await buildUiServer({ slipway: await connect(), config: loadConfig(globals().config), namespace, temporalWebUrl: o.temporalWeb });
+      const url = await app.listen({ host: o.host, port: Number(o.port) });
+      log(`approvals UI on ${url}`);
+      await new Promise<void>((resolve) => process.once('SIGTERM', () => void app.close().then(() => resolve())));
+    });
+
   const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry)');
   stack.command('up').action(async () => {
     const { stackUp } = await import('./stack');

@@ -141,7 +141,7 @@ export class SlipwayClient {
   async list(filter: { awaitingApproval?: boolean; service?: string; environment?: string; limit?: number } = {}): Promise<ReleaseSummary[]> {
     const clauses = ["WorkflowType = 'releaseWorkflow'"];
     if (filter.service) clauses.push(`SlipwayService = '${filter.service.replace(/'/g, '')}'`);
-    if (filter.environment) clauses.push(`SlipwayAwaitingApproval = '${filter.environment.replace(/'/g, '')}'`);
+    if (filter.environment) clauses.push(`SlipwayAwaitingApproval = '${filter.environment.replace(/'/g, '')}' AND ExecutionStatus = 'Running'`);
     else if (filter.awaitingApproval) clauses.push(`SlipwayAwaitingApproval != '' AND ExecutionStatus = 'Running'`);
     const out: ReleaseSummary[] = [];
     for await (const wf of this.client.workflow.list({ query: clauses.join(' AND ') })) {

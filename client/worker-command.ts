@@ -51,15 +51,20 @@ export async function runDev(opts: { config: string; version: string; release: b
   const s = temporalSettings();
   const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.') });
   const running = Promise.all(workers.map((w) => w.run()));
+  const client = await SlipwayClient.connect(stack.temporal.address, s.namespace);
+  const { buildUiServer } = await import('./ui/server');
+  const ui = await buildUiServer({ slipway: client, config: loadConfig(opts.config), namespace: s.namespace, temporalWebUrl: stack.temporal.uiUrl });
+  log(`approvals UI: ${await ui.listen({ host: '127.0.0.1', port: Number(process.env.SLIPWAY_UI_PORT ?? 8088) })}`);
   if (opts.release) {
-    const client = await SlipwayClient.connect(stack.temporal.address, s.namespace);
     const input = planRelease(loadConfig(opts.config), { service: 'delivery', version: opts.version, requester: process.env.SLIPWAY_USER ?? 'dev' });
     const started = await client.start(input);
     log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId}`);
     log(`  Temporal Web: ${stack.temporal.uiUrl}/namespaces/${s.namespace}/workflows/${encodeURIComponent(started.workflowId)}`);
     const { status } = await client.waitFor(started.workflowId, 'approval');
     log(renderStatus(status));
-    if (status.phase === 'awaiting-approval') log(`approve from another terminal:\n  slipway release approve ${started.workflowId} --as alice --comment "looks good"`);
+    if (status.phase === 'awaiting-approval') {
+      log(`approve in the UI (sign in as alice), or from another terminal:\n  slipway release approve ${started.workflowId} --as alice --comment "looks good"`);
+    }
     const final = await client.waitFor(started.workflowId, 'done');
     log(renderStatus(final.status));
   }

@@ -124,8 +124,28 @@ export const serviceConfigSchema = z.strictObject({
   }),
 });
 
+const headerName = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name');
+const ipSchema = z.string().regex(/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)$/, 'must be an IP address');
+
+/** The approvals UI: who the user is, and from where that may be believed. */
+export const uiConfigSchema = z.strictObject({
+  auth: z
+    .strictObject({
+      // local: a sign-in page with named users (demo, laptops); proxy: identity from an authenticating proxy's headers.
+      mode: z.enum(['local', 'proxy']).default('local'),
+      users: z.array(identitySchema).optional(),
+      userHeader: headerName.default('X-Forwarded-User'),
+      groupsHeader: headerName.default('X-Forwarded-Groups'),
+      trustedProxies: z.array(ipSchema).default([]),
+    })
+    .default({ mode: 'local', userHeader: 'X-Forwarded-User', groupsHeader: 'X-Forwarded-Groups', trustedProxies: [] }),
+  temporalWebUrl: z.string().url('must be a URL').optional(),
+});
+export type UiConfig = z.infer<typeof uiConfigSchema>;
+
 export const slipwayConfigSchema = z
   .strictObject({
+    ui: uiConfigSchema.optional(),
     registries: z.record(nameSchema, registryConfigSchema).refine((r) => Object.keys(r).length > 0, 'must define at least one registry'),
     groups: z.record(nameSchema, z.array(identitySchema)).default({}),
     environments: z.record(nameSchema, environmentConfigSchema),
@@ -143,6 +163,9 @@ export const slipwayConfigSchema = z
           ctx.addIssue({ code: 'custom', path: ['environments', env, 'approval', 'approvers', i], message: `names unknown group "${p.slice(6)}"` });
         }
       });
+    }
+    if (cfg.ui?.auth.mode === 'proxy' && cfg.ui.auth.trustedProxies.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['ui', 'auth', 'trustedProxies'], message: 'must list the proxy addresses whose identity headers are believed' });
     }
     const order = cfg.pipeline ?? Object.keys(cfg.environments);
     if (order.length < 2) ctx.addIssue({ code: 'custom', path: ['environments'], message: 'must define at least two environments' });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
-export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-bench'];
+export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
 
 export interface TemporalEndpoint {
   address: string;
@@ -27,7 +27,10 @@ export async function ensureTemporal(opts: { port?: number; uiPort?: number } = 
   const port = opts.port ?? 7233;
   const uiPort = opts.uiPort ?? 8233;
   const address = `127.0.0.1:${port}`;
-  if (await portOpen(port)) return { address, uiUrl: `http://127.0.0.1:${uiPort}`, started: false };
+  if (await portOpen(port)) {
+    await ensureNamespaces(address, TEST_NAMESPACES);
+    return { address, uiUrl: `http://127.0.0.1:${uiPort}`, started: false };
+  }
   const bin = findBinary('temporal');
   if (!bin) {
     throw new Error(
@@ -43,6 +46,23 @@ export async function ensureTemporal(opts: { port?: number; uiPort?: number } = 
   await waitFor('Temporal dev server', () => portOpen(port), 60_000, log);
   await waitFor('Temporal Web', () => portOpen(uiPort), 30_000, log);
   return { address, uiUrl: `http://127.0.0.1:${uiPort}`, started: true };
+}
+
+/** A server started by an older version of this code may lack a namespace added since; register what is missing. */
+async function ensureNamespaces(address: string, names: string[]): Promise<void> {
+  const { Connection } = await import('@temporalio/client');
+  const connection = await Connection.connect({ address });
+  try {
+    for (const namespace of names) {
+      try {
+        await connection.workflowService.describeNamespace({ namespace });
+      } catch {
+        await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+      }
+    }
+  } finally {
+    await connection.close();
+  }
 }
 
 export interface DockerEndpoint {
