@@ -99,6 +99,13 @@ export async function startHarness(namespace: string, acts: SlipwayActivities, h
   };
 }
 
+/** Terminates every running release in the client's namespace (leftovers of earlier, interrupted runs). */
+export async function terminateRunning(slipway: SlipwayClient, reason: string): Promise<void> {
+  for await (const wf of slipway.client.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
+    await slipway.client.workflow.getHandle(wf.workflowId, wf.runId).terminate(reason).catch(() => undefined);
+  }
+}
+
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, intervalMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;

@@ -48,16 +48,25 @@ export async function ensureTemporal(opts: { port?: number; uiPort?: number } = 
   return { address, uiUrl: `http://127.0.0.1:${uiPort}`, started: true };
 }
 
-/** A server started by an older version of this code may lack a namespace added since; register what is missing. */
+/**
+ * A server started by an older version of this code may lack a namespace or search attribute added since:
+ * register what is missing (what `start-dev --namespace/--search-attribute` would have done).
+ */
 async function ensureNamespaces(address: string, names: string[]): Promise<void> {
   const { Connection } = await import('@temporalio/client');
   const connection = await Connection.connect({ address });
+  const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
   try {
-    for (const namespace of names) {
+    for (const namespace of ['default', ...names]) {
       try {
         await connection.workflowService.describeNamespace({ namespace });
       } catch {
         await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+      }
+      const existing = await connection.operatorService.listSearchAttributes({ namespace });
+      const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
+      if (missing.length) {
+        await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, KEYWORD])) });
       }
     }
   } finally {

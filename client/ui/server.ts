@@ -3,13 +3,13 @@
  * through the workflow's validated Updates. Nothing changes state on GET; every POST carries a CSRF token; the
  * recorded approver is the authenticated identity, never a form field.
  */
-import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { identitySchema, type SlipwayConfig } from '../../workflows/config';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
-import { Authenticator, CSRF_COOKIE, SESSION_COOKIE, type Identity } from './auth';
+import { Authenticator, CSRF_COOKIE, SESSION_COOKIE, type Identity, type RequestLike } from './auth';
+import { cookiesOf, setCookie } from './cookies';
 import { inboxPage, layout, loginPage, releasePage, statusFragment } from './views';
 
 const RELEASE_ID = /^release:[a-z][a-z0-9-]{0,62}:[A-Za-z0-9._-]{1,130}$/;
@@ -40,7 +40,6 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
   const local = authConfig.mode === 'local';
   const webBase = opts.temporalWebUrl ?? opts.config.ui?.temporalWebUrl;
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 16 * 1024 });
-  await app.register(cookie);
   await app.register(formbody);
 
   app.addHook('onSend', async (_req, reply) => {
@@ -52,19 +51,21 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
   });
 
   const csrfCookie = (req: FastifyRequest, reply: FastifyReply): string => {
-    let c = req.cookies[CSRF_COOKIE];
+    const cookies = cookiesOf(req);
+    let c = cookies[CSRF_COOKIE];
     if (!c) {
       c = auth.newCsrfCookie();
-      reply.setCookie(CSRF_COOKIE, c, { path: '/', httpOnly: true, sameSite: 'strict' });
-      req.cookies[CSRF_COOKIE] = c;
+      setCookie(reply, CSRF_COOKIE, c);
+      cookies[CSRF_COOKIE] = c;
     }
     return c;
   };
+  const asked = (req: FastifyRequest): RequestLike => ({ ip: req.ip, headers: req.headers, cookies: cookiesOf(req) });
   const whoFor = (req: FastifyRequest, reply: FastifyReply, id: Identity) => ({ user: id.user, csrf: auth.csrfToken(csrfCookie(req, reply), id.user), localMode: local });
 
   /** The identity, or a reply that says why there is none (sign-in page in local mode, 401 behind a proxy). */
   const requireIdentity = (req: FastifyRequest, reply: FastifyReply): Identity | undefined => {
-    const id = auth.identify(req);
+    const id = auth.identify(asked(req));
     if (id) return id;
     if (local && req.method === 'GET' && req.headers.accept?.includes('text/html')) {
       void reply.redirect('/login', 303);
@@ -87,20 +88,20 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
   app.post('/login', async (req, reply) => {
     if (!local) return reply.code(404).send();
     const body = (req.body ?? {}) as Record<string, string>;
-    if (!auth.checkCsrf(req, body._csrf, '')) return reply.code(403).type('text/html').send(layout('Refused', '<h1>Refused</h1><p>Missing or invalid CSRF token.</p>'));
+    if (!auth.checkCsrf(asked(req), body._csrf, '')) return reply.code(403).type('text/html').send(layout('Refused', '<h1>Refused</h1><p>Missing or invalid CSRF token.</p>'));
     const user = identitySchema.safeParse(body.user);
     if (!user.success || !localUsers(opts.config).includes(user.data)) {
       return reply.code(400).type('text/html').send(loginPage(localUsers(opts.config), auth.csrfToken(csrfCookie(req, reply), ''), 'Unknown user.'));
     }
-    reply.setCookie(SESSION_COOKIE, auth.session(user.data), { path: '/', httpOnly: true, sameSite: 'strict' });
+    setCookie(reply, SESSION_COOKIE, auth.session(user.data));
     return reply.redirect('/', 303);
   });
 
   app.post('/logout', async (req, reply) => {
     const id = requireIdentity(req, reply);
     if (!id) return reply;
-    if (!auth.checkCsrf(req, (req.body as Record<string, string>)?._csrf, id.user)) return reply.code(403).send('invalid CSRF token');
-    reply.clearCookie(SESSION_COOKIE, { path: '/' });
+    if (!auth.checkCsrf(asked(req), (req.body as Record<string, string>)?._csrf, id.user)) return reply.code(403).send('invalid CSRF token');
+    setCookie(reply, SESSION_COOKIE, '', 0);
     return reply.redirect('/login', 303);
   });
 
@@ -194,7 +195,7 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
       const w = whoFor(req, reply, who);
       return reply.code(code).type('text/html').send(releasePage(id, status, { temporalWeb: temporalWeb(id), csrf: w.csrf, message: { ok, text: message } }, w));
     };
-    if (!auth.checkCsrf(req, body._csrf, who.user)) return respond(403, false, 'Refused: missing or invalid CSRF token. Reload the page and try again.');
+    if (!auth.checkCsrf(asked(req), body._csrf, who.user)) return respond(403, false, 'Refused: missing or invalid CSRF token. Reload the page and try again.');
     if (body.decision !== 'approve' && body.decision !== 'reject') return respond(400, false, 'decision must be approve or reject');
     const digest = /^sha256:[a-f0-9]{64}$/.test(body.digest ?? '') ? body.digest : undefined;
     try {

@@ -1,0 +1,213 @@
+/**
+ * The approvals UI server against the real dev server (activities are no-ops): the inbox query and its filters,
+ * sign-in, CSRF, decisions through the Updates, and proxy identity believed only from the proxy's address.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { noopActivities } from '../../bench/noop-worker';
+import { parseConfig } from '../../client/config';
+import { buildUiServer } from '../../client/ui/server';
+import type { SlipwayClient } from '../../client/client';
+import { eventually, plan, sampleConfigText, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+
+const NS = 'slipway-ui';
+const DIGEST = `sha256:${'f'.repeat(64)}`;
+const approval = '{ approvers: [group:release-managers], minApprovals: 1, requesterCannotApprove: true, timeout: 72h }';
+const configText = (ui: string) => `${sampleConfigText({ approval })}\nui: ${ui}\n`;
+const LOCAL = configText('{ auth: { mode: local, users: [alice, carol, mallory] } }');
+
+let harness: Harness;
+let slipway: SlipwayClient;
+
+beforeAll(async () => {
+  harness = await startHarness(NS, noopActivities(DIGEST, 'ui-host'), 'ui-host');
+  slipway = harness.slipway;
+  await terminateRunning(slipway, 'ui tests start from an empty inbox');
+});
+afterAll(() => harness.stop());
+
+async function awaiting(opts: { service?: string; requester?: string } = {}): Promise<string> {
+  const { workflowId } = await slipway.start(plan({ ...opts, version: uniqueVersion(), config: sampleConfigText({ approval }) }));
+  await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
+  return workflowId;
+}
+
+/** A browser-like session over real HTTP: keeps cookies, reads CSRF tokens off pages. */
+class Session {
+  cookies: Record<string, string> = {};
+  constructor(
+    private readonly app: FastifyInstance,
+    private readonly headers: Record<string, string> = {},
+  ) {}
+
+  async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>, accept = 'text/html') {
+    const { port } = this.app.server.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}${url}`, {
+      method,
+      redirect: 'manual',
+      headers: { accept, ...this.headers, cookie: Object.entries(this.cookies).map(([k, v]) => `${k}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+      body: form ? new URLSearchParams(form).toString() : undefined,
+    });
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const i = pair.indexOf('=');
+      this.cookies[pair.slice(0, i)] = pair.slice(i + 1);
+    }
+    return { statusCode: res.status, body: await res.text(), headers: Object.fromEntries(res.headers) };
+  }
+
+  csrfFrom(html: string): string {
+    return /name="_csrf" value="([^"]+)"/.exec(html)![1];
+  }
+
+  async signIn(user: string): Promise<void> {
+    const page = await this.request('GET', '/login');
+    const res = await this.request('POST', '/login', { _csrf: this.csrfFrom(page.body), user });
+    expect(res.statusCode).toBe(303);
+  }
+}
+
+const listen = async (app: FastifyInstance) => {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return app;
+};
+
+describe('local mode', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await listen(await buildUiServer({ slipway, config: parseConfig(LOCAL), namespace: NS, temporalWebUrl: 'http://127.0.0.1:8233', pollMs: 100 }));
+  });
+  afterAll(() => app.close());
+
+  test('unauthenticated: pages send you to sign in, POSTs are refused', async () => {
+    const s = new Session(app);
+    const page = await s.request('GET', '/');
+    expect(page.statusCode).toBe(303);
+    expect(page.headers.location).toBe('/login');
+    const id = await awaiting();
+    const post = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve' });
+    expect(post.statusCode).toBe(401);
+    expect((await slipway.status(id)).phase).toBe('awaiting-approval');
+  });
+
+  test('sign-in needs the CSRF token and a configured user', async () => {
+    const s = new Session(app);
+    await s.request('GET', '/login');
+    expect((await s.request('POST', '/login', { user: 'alice' })).statusCode).toBe(403);
+    const page = await s.request('GET', '/login');
+    expect((await s.request('POST', '/login', { _csrf: s.csrfFrom(page.body), user: 'eve' })).statusCode).toBe(400);
+    await s.signIn('alice');
+    const inbox = await s.request('GET', '/');
+    expect(inbox.statusCode).toBe(200);
+    expect(inbox.body).toContain('data-testid="identity">alice<');
+    expect(inbox.headers['x-frame-options']).toBe('DENY');
+  });
+
+  test('the inbox lists what waits, with digest, requester, approvals and QA image; filters by service', async () => {
+    const a = await awaiting({ requester: 'carol' });
+    const b = await awaiting({ service: 'slow' });
+    const s = new Session(app);
+    await s.signIn('alice');
+    type Row = { workflowId: string; inbox: { requester: string; digest: string; received: number; required: number } };
+    // Visibility is eventually consistent: wait until both releases are listed.
+    const rows = await eventually(async () => {
+      const list = JSON.parse((await s.request('GET', '/', undefined, 'application/json')).body) as Row[];
+      return list.some((r) => r.workflowId === a) && list.some((r) => r.workflowId === b) && list;
+    });
+    const row = rows.find((r) => r.workflowId === a)!;
+    expect(row.inbox).toMatchObject({ requester: 'carol', digest: DIGEST, received: 0, required: 1 });
+    expect(rows.map((r) => r.workflowId)).toContain(b);
+
+    const html = (await s.request('GET', '/')).body;
+    expect(html).toContain(`data-release="${a}"`);
+    expect(html).toMatch(/qa: <code>127\.0\.0\.1:5000\/delivery[^<]*@sha256:f{64}<\/code>/);
+    const filtered = (await s.request('GET', '/?service=slow')).body;
+    expect(filtered).toContain(`data-release="${b}"`);
+    expect(filtered).not.toContain(`data-release="${a}"`);
+    expect((await s.request('GET', '/?env=qa')).body).toContain('Nothing is waiting');
+  });
+
+  test('decisions: no CSRF token → 403; the requester → refused with the reason; an approver → approved as themselves', async () => {
+    const id = await awaiting({ requester: 'carol' });
+    const url = `/releases/${encodeURIComponent(id)}`;
+    const carol = new Session(app);
+    await carol.signIn('carol');
+    const page = await carol.request('GET', url);
+    expect(page.body).toContain('Awaiting approval for <b>prod</b>');
+    const noToken = await carol.request('POST', `${url}/decide`, { decision: 'approve' }, 'application/json');
+    expect(noToken.statusCode).toBe(403);
+    const refused = await carol.request('POST', `${url}/decide`, { decision: 'approve', _csrf: carol.csrfFrom(page.body), approver: 'alice' }, 'application/json');
+    expect(refused.statusCode).toBe(409);
+    expect(JSON.parse(refused.body).message).toMatch(/carol requested this release/);
+
+    // A token minted for carol is no good to alice.
+    const alice = new Session(app);
+    await alice.signIn('alice');
+    alice.cookies.slipway_csrf = carol.cookies.slipway_csrf;
+    expect((await alice.request('POST', `${url}/decide`, { decision: 'approve', _csrf: carol.csrfFrom(page.body) })).statusCode).toBe(403);
+
+    const alicePage = await alice.request('GET', url);
+    const ok = await alice.request('POST', `${url}/decide`, { decision: 'approve', comment: 'ship it', digest: DIGEST, _csrf: alice.csrfFrom(alicePage.body) });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toContain('Approved for prod as alice');
+    const result = await slipway.result(id);
+    expect(result.phase).toBe('succeeded');
+    expect(result.approvals).toEqual([expect.objectContaining({ approver: 'alice', comment: 'ship it' })]);
+  });
+
+  test('nothing changes state on GET', async () => {
+    const id = await awaiting();
+    const s = new Session(app);
+    await s.signIn('alice');
+    const get = await s.request('GET', `/releases/${encodeURIComponent(id)}/decide?decision=approve`);
+    expect(get.statusCode).toBe(404);
+    expect((await slipway.status(id)).phase).toBe('awaiting-approval');
+    await slipway.abort(id, 'cleanup', 'test');
+  });
+
+  test('a mismatching digest from the page is refused', async () => {
+    const id = await awaiting();
+    const s = new Session(app);
+    await s.signIn('alice');
+    const page = await s.request('GET', `/releases/${encodeURIComponent(id)}`);
+    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', digest: `sha256:${'0'.repeat(64)}`, _csrf: s.csrfFrom(page.body) }, 'application/json');
+    expect(res.statusCode).toBe(409);
+    expect(JSON.parse(res.body).message).toMatch(/digest mismatch/);
+    await slipway.abort(id, 'cleanup', 'test');
+  });
+});
+
+describe('proxy mode', () => {
+  // Requests come from 127.0.0.1: trusted when the proxy list says so, not when it names another address.
+  const proxied = async (trusted: string) =>
+    listen(await buildUiServer({ slipway, config: parseConfig(configText(`{ auth: { mode: proxy, trustedProxies: [${trusted}], userHeader: X-Auth-User, groupsHeader: X-Auth-Groups } }`)), namespace: NS }));
+
+  test('identity headers from an address that is not the proxy are ignored', async () => {
+    const app = await proxied('10.1.2.3');
+    const s = new Session(app, { 'x-auth-user': 'alice', 'x-auth-groups': 'release-managers' });
+    expect((await s.request('GET', '/')).statusCode).toBe(401);
+    expect((await s.request('GET', '/login')).statusCode).toBe(404);
+    await app.close();
+  });
+
+  test('from the proxy, the header identity and its groups decide', async () => {
+    const app = await proxied('127.0.0.1');
+    const id = await awaiting({ requester: 'ci-bot' });
+    const s = new Session(app, { 'x-auth-user': 'zoe', 'x-auth-groups': 'release-managers, other' });
+    const page = await s.request('GET', `/releases/${encodeURIComponent(id)}`);
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('data-testid="identity">zoe<');
+    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', _csrf: s.csrfFrom(page.body) }, 'application/json');
+    expect(res.statusCode).toBe(200);
+    expect((await slipway.result(id)).approvals[0]).toMatchObject({ approver: 'zoe' });
+
+    const noGroups = new Session(app, { 'x-auth-user': 'yann' });
+    const id2 = await awaiting();
+    const p2 = await noGroups.request('GET', `/releases/${encodeURIComponent(id2)}`);
+    const refused = await noGroups.request('POST', `/releases/${encodeURIComponent(id2)}/decide`, { decision: 'approve', _csrf: noGroups.csrfFrom(p2.body) }, 'application/json');
+    expect(refused.statusCode).toBe(409);
+    expect(JSON.parse(refused.body).message).toMatch(/yann is not an approver/);
+    await slipway.abort(id2, 'cleanup', 'test');
+    await app.close();
+  });
+});
