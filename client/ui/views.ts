@@ -94,12 +94,12 @@ ${waiting}${s.error ? `<p class="notice err">${esc(s.error)}</p>` : ''}
 
 export function releasePage(id: string, s: ReleaseStatus, opts: { temporalWeb?: string; csrf: string; message?: { ok: boolean; text: string } }, who: Parameters<typeof layout>[2]): string {
   const decide = s.awaitingApproval
-    ? `<h2>Decide</h2>
+    ? `<section id="decide"><h2>Decide</h2>
 <form class="decide" method="post" action="/releases/${encodeURIComponent(id)}/decide" data-live>
 <input type="hidden" name="_csrf" value="${esc(opts.csrf)}"><input type="hidden" name="digest" value="${esc(s.digest)}">
 <label>Comment<br><textarea name="comment" maxlength="2000"></textarea></label>
 <button type="submit" name="decision" value="approve">Approve</button><button type="submit" name="decision" value="reject">Reject</button>
-</form>`
+</form></section>`
     : '';
   const message = `<div id="message" role="status" aria-live="polite">${opts.message ? `<p class="notice ${opts.message.ok ? 'ok' : 'err'}">${esc(opts.message.text)}</p>` : ''}</div>`;
   return layout(
@@ -127,7 +127,7 @@ ${decide}
       .then(function (j) {
         document.getElementById('message').innerHTML = '<p class="notice ' + (j.ok ? 'ok' : 'err') + '"></p>';
         document.querySelector('#message p').textContent = j.message;
-        if (j.ok) form.remove();
+        if (j.ok) document.getElementById('decide').remove();
       });
   });
 })();

@@ -24,7 +24,10 @@ beforeAll(async () => {
   slipway = harness.slipway;
   await terminateRunning(slipway, 'ui tests start from an empty inbox');
 });
-afterAll(() => harness.stop());
+afterAll(async () => {
+  await terminateRunning(slipway, 'ui tests clean up after themselves');
+  await harness.stop();
+});
 
 async function awaiting(opts: { service?: string; requester?: string } = {}): Promise<string> {
   const { workflowId } = await slipway.start(plan({ ...opts, version: uniqueVersion(), config: sampleConfigText({ approval }) }));
