@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The approvals UI end to end in a real Chromium (Debian's, driven by playwright-core) against the real dev server:
  * a release waits; its requester tries to approve and sees the refusal and its reason; an approver signs in, finds
@@ -63,7 +62,8 @@ async function signIn(user: string): Promise<Page> {
 async function expectText(page: Page, selector: string, text: string | RegExp, timeout = 15_000): Promise<void> {
   await page.waitForFunction(
     ([sel, src, flags]) => {
-      const el = document.querySelector(sel as string);
+      // Runs in the page, where `document` exists (this file is compiled without DOM types).
+      const el = (globalThis as any).document.querySelector(sel as string);
       return Boolean(el && new RegExp(src as string, flags as string).test(el.textContent ?? ''));
     },
     [selector, typeof text === 'string' ? text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') : text.source, typeof text === 'string' ? '' : text.flags],
