@@ -3,6 +3,7 @@
  *  - overhead:   per-stage orchestration overhead with no-op activities (median, p99)
  *  - concurrent: N releases started at once, all awaiting approval, then all approved: start time,
  *                approval-to-completion latency (p50, p99), worker peak RSS
+ *  - inbox:      the approvals UI's inbox with N releases waiting: GET / latency (p50, p99)
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
  */
 import Docker from 'dockerode';
@@ -179,6 +180,50 @@ async function promotion(rounds: number): Promise<void> {
   print(`  ratio A → B        (copy / docker): ${(base('manifest copy, registry A → B') / base('docker pull+tag+push, A → B')).toFixed(3)}`);
 }
 
+async function inbox(client: SlipwayClient, address: string, n: number, requests = 60): Promise<void> {
+  const { result, ...mem } = await withNoopWorker(address, async () => {
+    for await (const wf of client.client.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
+      await client.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('bench: start from an empty inbox').catch(() => undefined);
+    }
+    const tag = runTag();
+    const versions = Array.from({ length: n }, (_, i) => `v3.0.${i}-${tag}`);
+    for (let i = 0; i < versions.length; i += 50) await Promise.all(versions.slice(i, i + 50).map((v) => client.start(plan(v))));
+    const deadline = Date.now() + 300_000;
+    while ((await client.list({ awaitingApproval: true, limit: n + 10 })).length < n) {
+      if (Date.now() > deadline) throw new Error('releases did not all reach approval');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    const { buildUiServer } = await import('../client/ui/server');
+    const app = await buildUiServer({ slipway: client, config: parseConfig(`${config()}ui: { auth: { mode: local, users: [alice] } }\n`), namespace: NS });
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    // Sign in as a browser would: the login form's CSRF token, then the session cookie.
+    const loginPage = await fetch(`${base}/login`);
+    const csrfCookie = loginPage.headers.getSetCookie()[0].split(';')[0];
+    const token = /name="_csrf" value="([^"]+)"/.exec(await loginPage.text())![1];
+    const login = await fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { cookie: csrfCookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${token}&user=alice` });
+    const cookie = `${csrfCookie}; ${login.headers.getSetCookie()[0].split(';')[0]}`;
+    const timings: Record<string, number[]> = { html: [], json: [] };
+    let rows = 0;
+    for (let i = 0; i < requests; i++) {
+      for (const kind of ['html', 'json'] as const) {
+        const t = performance.now();
+        const res = await fetch(`${base}/`, { headers: { cookie, accept: kind === 'html' ? 'text/html' : 'application/json' } });
+        const body = await res.text();
+        timings[kind].push(performance.now() - t);
+        if (kind === 'json') rows = JSON.parse(body).length;
+      }
+    }
+    await app.close();
+    for await (const wf of client.client.workflow.list({ query: "ExecutionStatus = 'Running'" })) {
+      await client.client.workflow.getHandle(wf.workflowId, wf.runId).terminate('bench done').catch(() => undefined);
+    }
+    return { timings, rows };
+  });
+  print(`inbox: ${result.rows} releases awaiting approval; GET / over HTTP, ${requests} requests each, one at a time`);
+  for (const [kind, xs] of Object.entries(result.timings)) print(`  ${kind.padEnd(5)} p50 ${fmt(quantile(xs, 0.5))}  p99 ${fmt(quantile(xs, 0.99))}`);
+  print(`  ${memLine(mem)}`);
+}
+
 /** Pull through the engine; returns the bytes the engine reported downloading. */
 async function dockerPull(docker: Docker, ref: string, reg: RegistryEndpoint): Promise<number> {
   const stream = await docker.pull(ref, { authconfig: { username: reg.username, password: reg.password, serveraddress: reg.url } } as any);
@@ -213,6 +258,7 @@ async function main(): Promise<void> {
   print(`slipway bench · ${new Date().toISOString()} · node ${process.version}`);
   if (which === 'overhead' || which === 'all') await overhead(client, temporal.address, n || 50);
   if (which === 'concurrent' || which === 'all') await concurrent(client, temporal.address, n || 200);
+  if (which === 'inbox' || which === 'all') await inbox(client, temporal.address, n || 500);
   if (which === 'promotion' || which === 'all') await promotion(n || 3);
   process.exit(0);
 }
