@@ -15,6 +15,7 @@ command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)   # base image for tests with RUN steps
 command -v go >/dev/null || need_apt+=(golang-go)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the approvals UI's browser tests (playwright-core drives it)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${need_apt[*]}"; exit 1; fi
   log "apt-get install ${need_apt[*]}"
