@@ -13,12 +13,14 @@ import {
   buildImageInputSchema,
   copyImageInputSchema,
   pushImageInputSchema,
+  scanImageInputSchema,
   type BuildImageResult,
   type RegistryRef,
 } from '../workflows/types';
 import type { SlipwayActivities } from './contract';
 import { BuildError } from './docker/builder';
-import type { ImageBuilder, Registry } from './ports';
+import type { ImageBuilder, Registry, Scanner } from './ports';
+import { ScannerError } from './scanner/trivy';
 
 export type { SlipwayActivities } from './contract';
 
@@ -124,6 +126,22 @@ export function createRegistryActivities(deps: OrchestratorDeps): Pick<SlipwayAc
     async copyImage(raw) {
       const input = check(copyImageInputSchema, raw, 'copyImage');
       return deps.registries(input.targetRegistry).copy(input, heartbeat);
+    },
+  };
+}
+
+/** Scanning; registered on builders (local images) and on the orchestrator (images in registries). */
+export function createScanActivities(deps: { scanner: Scanner }): Pick<SlipwayActivities, 'scanImage'> {
+  return {
+    async scanImage(raw) {
+      const input = check(scanImageInputSchema, raw, 'scanImage');
+      try {
+        return await deps.scanner.scan(input, heartbeat);
+      } catch (err) {
+        // A failed scan run may be a passing fault (the registry, the disk); everything else is final.
+        if (err instanceof ScannerError) throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: err.type !== 'ScannerFailedError' });
+        throw err;
+      }
     },
   };
 }

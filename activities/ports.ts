@@ -2,6 +2,7 @@
  * Ports: one interface per external concern. Adapters (one per vendor) implement them and take their clients as
  * constructor arguments, so tests hand them real clients pointed at local servers.
  */
+import type { ScanReport } from '../workflows/scan-policy';
 import type { CopyImageInput, CopyImageResult, RegistryRef } from '../workflows/types';
 
 export type Progress = (details: Record<string, unknown>) => void;
@@ -23,4 +24,9 @@ export interface ImageBuilder {
 /** Copies an image between repositories (and registries) by manifest, never by pulling it. */
 export interface Registry {
   copy(input: CopyImageInput, progress: Progress): Promise<CopyImageResult>;
+}
+
+/** Finds known vulnerabilities in an image, local (on this Docker host) or in a registry. */
+export interface Scanner {
+  scan(req: { image: string; source: 'docker' | 'registry'; registry?: RegistryRef }, progress: Progress): Promise<ScanReport>;
 }

@@ -14,6 +14,9 @@ export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'be
   async pushImage(i) {
     return { reference: `${i.tag}@${digest}`, digest };
   },
+  async scanImage(i) {
+    return { scanner: 'noop', image: i.image, scannedAt: new Date().toISOString(), counts: { UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0 }, findings: [] };
+  },
   async copyImage(i) {
     return { source: i.source, target: i.target, digest, mediaType: 'noop', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
   },

@@ -83,6 +83,9 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
             onTimeout: a.onTimeout,
           }
         : undefined,
+      scan: env.scan
+        ? { failOn: env.scan.failOn, onlyFixed: env.scan.onlyFixed, allow: env.scan.allow, ...(env.scan.rescanAfter ? { rescanAfterMs: parseDuration(env.scan.rescanAfter)! } : {}) }
+        : undefined,
     };
   });
   const input: ReleaseInput = {

@@ -26,7 +26,7 @@ export const ROOT = join(__dirname, '..');
 
 export const uniqueVersion = (): string => `v1.0.${Math.floor(Math.random() * 1e6)}-t${randomBytes(4).toString('hex')}`;
 
-export function sampleConfigText(overrides: { registryUrl?: string; prodRegistryUrl?: string; approval?: string } = {}): string {
+export function sampleConfigText(overrides: { registryUrl?: string; prodRegistryUrl?: string; approval?: string; qaScan?: string; prodScan?: string } = {}): string {
   return `
 registries:
   dev: { type: oci, url: "${overrides.registryUrl ?? '127.0.0.1:5000'}", insecure: true }
@@ -34,11 +34,11 @@ registries:
 groups:
   release-managers: [alice, bob, carol]
 environments:
-  qa: { registry: dev }
+  qa: { registry: dev${overrides.qaScan ? `, scan: ${overrides.qaScan}` : ''} }
   prod:
     registry: other
     imagePrefix: prod/
-    approval: ${overrides.approval ?? '{ approvers: [group:release-managers, dave], minApprovals: 1, requesterCannotApprove: true, timeout: 72h }'}
+${overrides.prodScan ? `    scan: ${overrides.prodScan}\n` : ''}    approval: ${overrides.approval ?? '{ approvers: [group:release-managers, dave], minApprovals: 1, requesterCannotApprove: true, timeout: 72h }'}
 services:
   delivery:
     source: https://example.com/slipway/delivery
@@ -47,6 +47,14 @@ services:
     build: { context: test/fixtures/broken, dockerfile: Dockerfile }
   slow:
     build: { context: test/fixtures/slow, dockerfile: Dockerfile }
+  vulnerable:
+    build: { context: test/fixtures/scan/vulnerable }
+  clean:
+    build: { context: test/fixtures/scan/clean }
+  allowlisted:
+    build: { context: test/fixtures/scan/allowlisted }
+  nofix:
+    build: { context: test/fixtures/scan/nofix }
 `;
 }
 

@@ -5,7 +5,8 @@
 import Docker from 'dockerode';
 import { hostname } from 'node:os';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createBuilderActivities } from '../activities';
+import { createBuilderActivities, createScanActivities } from '../activities';
+import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { BUILD_QUEUE, hostQueue } from '../workflows/queues';
@@ -33,11 +34,15 @@ export function dockerFromEnv(env: NodeJS.ProcessEnv = process.env): Docker {
 
 export async function createBuilderWorkers(opts: BuilderOptions): Promise<Worker[]> {
   const hostId = opts.hostId ?? process.env.SLIPWAY_BUILDER_ID ?? hostname();
-  const activities = createBuilderActivities({
-    builder: new DockerImageBuilder(opts.docker ?? dockerFromEnv(), opts.credentials ?? new EnvCredentialStore()),
-    hostId,
-    workspace: opts.workspace ?? process.env.SLIPWAY_WORKSPACE ?? process.cwd(),
-  });
+  const credentials = opts.credentials ?? new EnvCredentialStore();
+  const activities = {
+    ...createBuilderActivities({
+      builder: new DockerImageBuilder(opts.docker ?? dockerFromEnv(), credentials),
+      hostId,
+      workspace: opts.workspace ?? process.env.SLIPWAY_WORKSPACE ?? process.cwd(),
+    }),
+    ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
+  };
   const common = { connection: opts.connection, namespace: opts.namespace, activities };
   return Promise.all([
     Worker.create({ ...common, taskQueue: BUILD_QUEUE, maxConcurrentActivityTaskExecutions: opts.maxConcurrentBuilds ?? 2 }),

@@ -2,7 +2,8 @@
 import { DefaultAzureCredential } from '@azure/identity';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createRegistryActivities } from '../activities';
+import { createRegistryActivities, createScanActivities } from '../activities';
+import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
 import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
@@ -32,7 +33,7 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createRegistryActivities({ registries }),
+    activities: { ...createRegistryActivities({ registries }), ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }) },
   });
 }
 

@@ -103,6 +103,30 @@ export const approvalPolicySchema = z
     onTimeout: z.enum(['reject', 'approve']).default('reject'),
   });
 
+const severitySchema = z
+  .string()
+  .transform((s) => s.toUpperCase())
+  .pipe(z.enum(['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'], 'must be one of unknown, low, medium, high, critical'));
+
+export const scanPolicySchema = z.strictObject({
+  failOn: severitySchema.default('HIGH'),
+  onlyFixed: z.boolean().default(false),
+  allow: z
+    .array(
+      z.strictObject({
+        id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{2,63}$/, 'must be a vulnerability id such as CVE-2024-1234 or GHSA-xxxx-xxxx-xxxx'),
+        reason: z.string().min(3, 'must say why (at least 3 characters)').max(500),
+        expires: z
+          .string()
+          .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD')
+          .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'must be a real date'),
+      }),
+    )
+    .default([]),
+  rescanAfter: durationSchema.optional(),
+});
+export type ScanPolicyConfig = z.infer<typeof scanPolicySchema>;
+
 export const environmentConfigSchema = z.strictObject({
   registry: nameSchema,
   imagePrefix: z
@@ -110,6 +134,8 @@ export const environmentConfigSchema = z.strictObject({
     .regex(/^([a-z0-9]+(?:[._-][a-z0-9]+)*\/)*$/, 'must be empty or repository path segments ending in "/", e.g. prod/')
     .default(''),
   approval: approvalPolicySchema.optional(),
+  /** The vulnerability policy an image must meet to land in (or be promoted into) this environment. */
+  scan: scanPolicySchema.optional(),
 });
 
 const buildArgName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a build-arg name (letters, digits, _)');

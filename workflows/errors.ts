@@ -13,6 +13,7 @@ export const ErrorTypes = {
   ReleaseAborted: 'ReleaseAbortedError',
   StageFailed: 'StageFailedError',
   ApprovalRefused: 'ApprovalRefusedError',
+  ScanPolicyViolation: 'ScanPolicyViolationError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];

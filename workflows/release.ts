@@ -38,11 +38,17 @@ import {
   type StageStatus,
 } from './types';
 import { formatIssues } from './config';
+import { describeViolations, evaluate, type ScanReport } from './scan-policy';
 
 // Every activity heartbeats, so a dead worker is noticed within the heartbeat timeout and the step is retried.
 const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_ERRORS };
 const registryActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry });
 const buildActs = proxyActivities<SlipwayActivities>({ taskQueue: BUILD_QUEUE, startToCloseTimeout: '60m', heartbeatTimeout: '20s', retry });
+// A scan that keeps failing (registry down, disk full) must end the release, not retry forever.
+const scanRetry: RetryPolicy = { ...retry, maximumAttempts: 3 };
+const registryScanActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '60s', retry: scanRetry });
+const hostScanActs = (taskQueue: string) =>
+  proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '60s', retry: scanRetry, scheduleToStartTimeout: '10m' });
 const hostActs = (taskQueue: string) =>
   proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry, scheduleToStartTimeout: '10m' });
 
@@ -58,14 +64,13 @@ class Release {
   constructor(readonly input: ReleaseInput) {
     const stages: StageStatus[] = [];
     const add = (id: string, kind: StageKind, environment?: string) => stages.push({ id, kind, environment, state: 'pending' });
-    if (input.build) {
-      add('build', 'build');
-      add('push', 'push', input.environments[0].name);
-    } else {
-      add('import', 'import', input.environments[0].name);
-    }
+    const first = input.environments[0];
+    if (input.build) add('build', 'build');
+    if (first.scan) add('scan', 'scan', first.name);
+    add(input.build ? 'push' : 'import', input.build ? 'push' : 'import', first.name);
     for (const env of input.environments.slice(1)) {
       if (env.approval) add(`approval:${env.name}`, 'approval', env.name);
+      if (env.scan) add(`scan:${env.name}`, 'scan', env.name);
       add(`promote:${env.name}`, 'promote', env.name);
     }
     this.status = {
@@ -236,6 +241,42 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
   const [first, ...later] = input.environments;
   const landing = refOf(first, input.version);
 
+  let lastScan: ScanReport | undefined;
+  /** Runs a scan stage: obtains a report (fresh or reused), judges it by `env`'s policy, fails before any push. */
+  const scanGate = async (id: string, env: EnvironmentPlan, report: () => Promise<{ report: ScanReport; rescanned: boolean }>) => {
+    release.begin(id);
+    let outcome: { report: ScanReport; rescanned: boolean };
+    try {
+      outcome = await report();
+    } catch (err) {
+      release.end(id, isCancellation(err) ? 'cancelled' : 'failed', undefined, messageOf(err));
+      throw err;
+    }
+    lastScan = outcome.report;
+    const verdict = evaluate(outcome.report, env.scan!, Date.now());
+    const c = verdict.counts;
+    const result = {
+      summary: `${c.CRITICAL} critical, ${c.HIGH} high, ${c.MEDIUM} medium, ${c.LOW} low — ${verdict.pass ? 'pass' : `fail (${verdict.violations.length} violations)`} at ${env.name}'s threshold ${verdict.failOn}`,
+      verdict: verdict.pass ? 'pass' : 'fail',
+      scanner: outcome.report.scanner,
+      image: outcome.report.image,
+      scannedAt: outcome.report.scannedAt,
+      rescanned: outcome.rescanned,
+      counts: c,
+      failOn: verdict.failOn,
+      violations: verdict.violations,
+      allowed: verdict.allowed.map((a) => ({ id: a.id, pkg: a.pkg, reason: a.reason, expires: a.expires })),
+      expiredAllowances: verdict.expired,
+      ignoredUnfixed: verdict.ignoredUnfixed,
+    };
+    if (!verdict.pass) {
+      const message = `scan policy for ${env.name} violated by ${verdict.violations.length} finding(s):\n${describeViolations(verdict)}`;
+      release.end(id, 'failed', result, message);
+      throw ApplicationFailure.create({ message, type: ErrorTypes.ScanPolicyViolation, nonRetryable: true, details: [result] });
+    }
+    release.end(id, 'succeeded', result);
+  };
+
   if (input.build) {
     const built = await release.run('build', () =>
       buildActs.buildImage({
@@ -250,10 +291,16 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
         tag: landing,
       }),
     );
+    if (first.scan) {
+      await scanGate('scan', first, async () => ({ report: await hostScanActs(built.hostQueue).scanImage({ image: built.tag, source: 'docker' }), rescanned: false }));
+    }
     const pushed = await release.run('push', () => hostActs(built.hostQueue).pushImage({ tag: built.tag, registry: first.registry }));
     release.setDigest(pushed.digest);
     status.references[first.name] = pushed.reference;
   } else {
+    if (first.scan) {
+      await scanGate('scan', first, async () => ({ report: await registryScanActs.scanImage({ image: input.image!, source: 'registry' }), rescanned: false }));
+    }
     const imported = await release.run('import', () =>
       registryActs.copyImage({ source: input.image!, target: landing, targetRegistry: first.registry }),
     );
@@ -265,6 +312,15 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
   for (const env of later) {
     if (env.approval) await awaitApproval(env, release, rejected);
     const digest = status.digest!;
+    if (env.scan) {
+      const source = from;
+      await scanGate(`scan:${env.name}`, env, async () => {
+        // New CVEs are published after the build: a scan older than the policy allows is repeated on the registry copy.
+        const age = lastScan ? Date.now() - Date.parse(lastScan.scannedAt) : Infinity;
+        if (lastScan && (env.scan!.rescanAfterMs === undefined || age <= env.scan!.rescanAfterMs)) return { report: lastScan, rescanned: false };
+        return { report: await registryScanActs.scanImage({ image: refOf(source, digest), source: 'registry', registry: source.registry }), rescanned: true };
+      });
+    }
     await release.run(`promote:${env.name}`, () =>
       registryActs.copyImage({
         source: refOf(from, digest),

@@ -39,11 +39,19 @@ export const approvalPlanSchema = z.strictObject({
 });
 export type ApprovalPlan = z.infer<typeof approvalPlanSchema>;
 
+export const scanPlanSchema = z.strictObject({
+  failOn: z.enum(['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL']),
+  onlyFixed: z.boolean(),
+  allow: z.array(z.strictObject({ id: z.string(), reason: z.string(), expires: z.string() })),
+  rescanAfterMs: z.number().int().positive().optional(),
+});
+
 export const environmentPlanSchema = z.strictObject({
   name: nameSchema,
   registry: registryRefSchema,
   repository: repositorySchema,
   approval: approvalPlanSchema.optional(),
+  scan: scanPlanSchema.optional(),
 });
 export type EnvironmentPlan = z.infer<typeof environmentPlanSchema>;
 
@@ -69,7 +77,7 @@ export const releaseInputSchema = z
   .refine((i) => Boolean(i.build) !== Boolean(i.image), { message: 'exactly one of build or image must be given', path: ['image'] });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
 
-export type StageKind = 'build' | 'push' | 'import' | 'approval' | 'promote';
+export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote';
 export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StageStatus {
@@ -197,6 +205,14 @@ export const copyImageInputSchema = z.strictObject({
   expectDigest: digestSchema.optional(),
 });
 export type CopyImageInput = z.infer<typeof copyImageInputSchema>;
+export const scanImageInputSchema = z.strictObject({
+  image: imageRefSchema,
+  /** docker: the image in the local engine (right after the build, same host); registry: pulled by the scanner. */
+  source: z.enum(['docker', 'registry']),
+  registry: registryRefSchema.optional(),
+});
+export type ScanImageInput = z.infer<typeof scanImageInputSchema>;
+
 export interface CopyImageResult {
   source: string;
   target: string;

@@ -4,16 +4,14 @@
  * registry API. Also: a broken Dockerfile, a registry that is down during the push, and secrets kept out of history.
  */
 import { temporal } from '@temporalio/proto';
-import { createBuilderActivities, createRegistryActivities } from '../../activities';
-import { DockerImageBuilder } from '../../activities/docker/builder';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import { registryFactory } from '../../activities/registry/factory';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import { ensureRegistry } from '../../client/stack';
 import { stopDaemon } from '../../client/stack/process';
 import type { SlipwayClient } from '../../client/client';
 import { dockerFromEnv } from '../../workers/builder';
-import { plan, ROOT, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
+import { realActivities } from '../real-activities';
+import { plan, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-it';
@@ -41,11 +39,7 @@ let slipway: SlipwayClient;
 let harness: Harness;
 
 beforeAll(async () => {
-  const acts = {
-    ...createBuilderActivities({ builder: new DockerImageBuilder(docker, credentials), hostId: 'it-host', workspace: ROOT }),
-    ...createRegistryActivities({ registries: registryFactory({ credentials }) }),
-  };
-  harness = await startHarness(NS, acts, 'it-host');
+  harness = await startHarness(NS, realActivities(credentials, 'it-host'), 'it-host');
   slipway = harness.slipway;
 });
 

@@ -3,6 +3,7 @@
  * for cross-registry promotion, and bundles the workflow code once so each test file's worker starts fast.
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack';
@@ -23,6 +24,9 @@ export default async function globalSetup(): Promise<void> {
   mkdirSync(join(__dirname, '..', '..', '.slipway'), { recursive: true });
   const bundlePath = join(__dirname, '..', '..', '.slipway', 'workflow-bundle.js');
   writeFileSync(bundlePath, code);
-  const info: TestStack = { temporal: temporal.address, docker: docker.host, registry, registryB, bundlePath };
+  // A Trivy database of our own advisories (the real one cannot be downloaded here), written by trivy-db's code.
+  const trivyCache = join(__dirname, '..', '..', '.slipway', 'trivy-cache');
+  execFileSync(join(process.env.HOME!, '.cache', 'slipway', 'bin', 'trivy-fixture-db'), ['-advisories', join(__dirname, '..', 'fixtures', 'trivy', 'advisories.json'), '-cache-dir', trivyCache], { stdio: 'ignore' });
+  const info: TestStack = { temporal: temporal.address, docker: docker.host, registry, registryB, bundlePath, trivyCache };
   writeFileSync(STACK_FILE, JSON.stringify(info), { mode: 0o600 });
 }

@@ -10,6 +10,8 @@ export interface TestStack {
   registry: RegistryEndpoint;
   registryB: RegistryEndpoint;
   bundlePath: string;
+  /** Trivy cache dir holding the fixture vulnerability database. */
+  trivyCache: string;
 }
 
 export const testStack = (): TestStack => JSON.parse(readFileSync(STACK_FILE, 'utf8'));

@@ -40,6 +40,10 @@ const acts: SlipwayActivities = {
     calls.push(`push:${input.tag}`);
     return { reference: `${input.tag.split(':v')[0]}@${DIGEST}`, digest: DIGEST, size: 100 };
   },
+  async scanImage(input) {
+    calls.push(`scan:${input.source}:${input.image}`);
+    return { scanner: 'mock', image: input.image, scannedAt: new Date().toISOString(), counts: { UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0 }, findings: [] };
+  },
   async copyImage(input) {
     calls.push(`copy:${input.target}`);
     return { source: input.source, target: input.target, digest: input.expectDigest ?? DIGEST, mediaType: 'x', manifests: 1, blobsMounted: 2, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };

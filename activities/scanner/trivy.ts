@@ -1,0 +1,122 @@
+/**
+ * The Trivy adapter of the Scanner port: `trivy image --format json` (report schema 2), run with an argument array.
+ * Every way it can go wrong is a named, non-retryable failure: a broken scanner never counts as a clean scan.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { parseDuration } from '../../workflows/config';
+import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../workflows/scan-policy';
+import type { RegistryRef } from '../../workflows/types';
+import type { Progress, Scanner } from '../ports';
+import type { CredentialStore } from '../registry/credentials';
+import { parseReference } from '../registry/reference';
+
+export class ScannerError extends Error {
+  constructor(
+    message: string,
+    readonly type: 'ScannerUnavailableError' | 'ScannerDatabaseError' | 'ScannerTimeoutError' | 'ScanReportInvalidError' | 'ScannerFailedError',
+  ) {
+    super(message);
+    this.name = type;
+  }
+}
+
+export interface TrivyOptions {
+  binary: string;
+  /** Trivy's cache (holds db/trivy.db). */
+  cacheDir?: string;
+  /** Pull the database from this OCI repository instead of using the cache as it is. */
+  dbRepository?: string;
+  timeoutMs: number;
+  dockerHost?: string;
+}
+
+/** Parses and checks a Trivy JSON report (schema 2) into Slipway's compact form. */
+export function parseTrivyReport(text: string, image: string, scannedAt: string): ScanReport {
+  let doc: any;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new ScannerError(`the Trivy report is not JSON: ${(err as Error).message}`, 'ScanReportInvalidError');
+  }
+  if (doc?.SchemaVersion !== 2) throw new ScannerError(`unsupported Trivy report schema ${JSON.stringify(doc?.SchemaVersion)} (expected 2)`, 'ScanReportInvalidError');
+  if (doc.Results !== undefined && !Array.isArray(doc.Results)) throw new ScannerError('the Trivy report has a Results field that is not a list', 'ScanReportInvalidError');
+  const findings: Finding[] = [];
+  for (const result of doc.Results ?? []) {
+    for (const v of result?.Vulnerabilities ?? []) {
+      if (typeof v?.VulnerabilityID !== 'string' || typeof v?.PkgName !== 'string') {
+        throw new ScannerError('the Trivy report has a vulnerability without VulnerabilityID or PkgName', 'ScanReportInvalidError');
+      }
+      findings.push({
+        id: v.VulnerabilityID,
+        pkg: v.PkgName,
+        installed: String(v.InstalledVersion ?? ''),
+        ...(v.FixedVersion ? { fixed: String(v.FixedVersion) } : {}),
+        severity: normaliseSeverity(String(v.Severity ?? 'UNKNOWN')),
+        target: result.Target,
+        ...(v.Title ? { title: String(v.Title).slice(0, 200) } : {}),
+      });
+    }
+  }
+  return { scanner: 'trivy', image, scannedAt, counts: countBySeverity(findings), findings };
+}
+
+export class TrivyScanner implements Scanner {
+  constructor(
+    private readonly opts: TrivyOptions,
+    private readonly credentials: CredentialStore,
+  ) {}
+
+  async scan(req: { image: string; source: 'docker' | 'registry'; registry?: RegistryRef }, progress: Progress): Promise<ScanReport> {
+    if (!existsSync(this.opts.binary)) {
+      throw new ScannerError(`trivy not found at ${this.opts.binary}: install it (scripts/install.sh) or set SLIPWAY_TRIVY_BIN`, 'ScannerUnavailableError');
+    }
+    const args = ['image', '--format', 'json', '--quiet', '--scanners', 'vuln', '--timeout', `${Math.ceil(this.opts.timeoutMs / 1000)}s`, '--image-src', req.source === 'docker' ? 'docker' : 'remote'];
+    if (this.opts.cacheDir) args.push('--cache-dir', this.opts.cacheDir);
+    if (this.opts.dbRepository) args.push('--db-repository', this.opts.dbRepository, '--skip-java-db-update');
+    else args.push('--skip-db-update', '--skip-java-db-update');
+    args.push(req.image);
+    // Registry credentials and the Docker socket reach trivy through its environment, never its argv.
+    const env: NodeJS.ProcessEnv = { ...process.env, ...(this.opts.dockerHost ? { DOCKER_HOST: this.opts.dockerHost } : {}) };
+    if (req.source === 'registry') {
+      const host = parseReference(req.image).registry;
+      const c = this.credentials.lookup(host, req.registry?.host === host ? req.registry.name : undefined);
+      if (c) Object.assign(env, { TRIVY_USERNAME: c.username, TRIVY_PASSWORD: c.password });
+      if (req.registry?.insecure) env.TRIVY_INSECURE = 'true';
+    }
+    progress({ scanning: req.image, source: req.source });
+    const scannedAt = new Date().toISOString();
+    const { stdout, stderr, code, timedOut } = await new Promise<{ stdout: string; stderr: string; code: number | null; timedOut: boolean }>((resolve) => {
+      const child = execFile(this.opts.binary, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs + 30_000, killSignal: 'SIGKILL' }, (err, out, errOut) => {
+        resolve({ stdout: out, stderr: errOut, code: err ? ((err as any).code ?? 1) : 0, timedOut: Boolean((err as any)?.killed) });
+      });
+      child.on('error', () => undefined);
+    });
+    const tail = stderr.trim().split('\n').slice(-5).join('\n');
+    if (timedOut || /context deadline exceeded|timeout/i.test(tail)) {
+      throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${tail}`, 'ScannerTimeoutError');
+    }
+    if (code !== 0) {
+      if (/skip-db-update|DB|database|db\.Init|metadata/i.test(tail)) {
+        throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${tail}`, 'ScannerDatabaseError');
+      }
+      throw new ScannerError(`trivy failed (exit ${code}) scanning ${req.image}: ${tail}`, 'ScannerFailedError');
+    }
+    return parseTrivyReport(stdout, req.image, scannedAt);
+  }
+}
+
+/** Worker-side settings: SLIPWAY_TRIVY_BIN, SLIPWAY_TRIVY_CACHE_DIR, SLIPWAY_TRIVY_DB_REPOSITORY, SLIPWAY_TRIVY_TIMEOUT. */
+export function trivyOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): TrivyOptions {
+  const onPath = (env.PATH ?? '').split(delimiter).map((d) => join(d, 'trivy')).find((p) => existsSync(p));
+  const home = env.SLIPWAY_HOME ?? join(homedir(), '.cache', 'slipway');
+  return {
+    binary: env.SLIPWAY_TRIVY_BIN ?? onPath ?? join(home, 'bin', 'trivy'),
+    cacheDir: env.SLIPWAY_TRIVY_CACHE_DIR,
+    dbRepository: env.SLIPWAY_TRIVY_DB_REPOSITORY,
+    timeoutMs: parseDuration(env.SLIPWAY_TRIVY_TIMEOUT ?? '10m') ?? 600_000,
+    dockerHost: env.DOCKER_HOST,
+  };
+}
