@@ -195,6 +195,21 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       await new Promise<void>((resolve) => process.once('SIGTERM', () => void app.close().then(() => resolve())));
     });
 
+  program
+    .command('scan')
+    .description('vulnerability scan tools')
+    .command('evaluate')
+    .description('judge a saved Trivy JSON report against a policy (exit 0 pass, 1 fail)')
+    .requiredOption('--report <file>', 'Trivy JSON report (trivy image --format json)')
+    .requiredOption('--policy <file|environment>', 'a policy YAML/JSON file, or an environment of slipway.yaml')
+    .option('--now <date>', 'judge as of this date (allowlist expiry), default today')
+    .action(async (o) => {
+      const { evaluateReportFile } = await import('./scan-command');
+      const { verdict, text } = evaluateReportFile({ report: o.report, policy: o.policy, configFile: globals().config, now: o.now });
+      out(verdict, text);
+      if (!verdict.pass) throw new Exit(EXIT.failed, undefined, '');
+    });
+
   const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry)');
   stack.command('up').action(async () => {
     const { stackUp } = await import('./stack');
@@ -241,7 +256,7 @@ export async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   } catch (err) {
     if (err instanceof Exit) {
-      out(err.payload, err.message);
+      if (err.payload !== undefined) out(err.payload, err.message);
       return err.code;
     }
     if (err instanceof CommanderError) {

@@ -4,6 +4,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ let harness: Harness;
 const calls: string[] = [];
 /** Builds block while `buildGate` is set, so a test can act during the build. */
 let buildGate: Promise<void> | undefined;
+let scannerBroken = false;
 
 const acts: SlipwayActivities = {
   async buildImage(input) {
@@ -42,6 +44,7 @@ const acts: SlipwayActivities = {
   },
   async scanImage(input) {
     calls.push(`scan:${input.source}:${input.image}`);
+    if (scannerBroken) throw ApplicationFailure.create({ message: 'trivy not found at /nowhere', type: 'ScannerUnavailableError', nonRetryable: true });
     return { scanner: 'mock', image: input.image, scannedAt: new Date().toISOString(), counts: { UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 0 }, findings: [] };
   },
   async copyImage(input) {
@@ -249,6 +252,22 @@ test('a release from an existing image skips the build and imports it', async ()
   expect(calls).not.toContain(`build:${input.version}`);
   await slipway.decide(id, 'approve', { approver: 'alice' });
   expect((await slipway.result(id)).digest).toBe(DIGEST);
+});
+
+test('a broken scanner fails the release before the push; nothing is pushed', async () => {
+  scannerBroken = true;
+  try {
+    const input = plan({ config: sampleConfigText({ qaScan: '{ failOn: high }' }) });
+    const { workflowId } = await slipway.start(input);
+    const status = await slipway.result(workflowId);
+    expect(status.phase).toBe('failed');
+    expect(status.error).toMatch(/trivy not found/);
+    expect(status.stages.map((s) => `${s.id}=${s.state}`)).toEqual(['build=succeeded', 'scan=failed', 'push=skipped', 'approval:prod=skipped', 'promote:prod=skipped']);
+    expect(calls.some((c) => c.startsWith('push:') && c.includes(input.version))).toBe(false);
+    expect((await failureOf(workflowId)).type).toBe('ScannerUnavailableError');
+  } finally {
+    scannerBroken = false;
+  }
 });
 
 test('an invalid input that bypassed the client fails the workflow before any activity', async () => {
