@@ -4,6 +4,7 @@
  *  - concurrent: N releases started at once, all awaiting approval, then all approved: start time,
  *                approval-to-completion latency (p50, p99), worker peak RSS
  *  - inbox:      the approvals UI's inbox with N releases waiting: GET / latency (p50, p99)
+ *  - scan:       Trivy on the sample image, cold and warm cache; the scan gate's share of a pipeline
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
  */
 import Docker from 'dockerode';
@@ -224,6 +225,72 @@ async function inbox(client: SlipwayClient, address: string, n: number, requests
   print(`  ${memLine(mem)}`);
 }
 
+/** Scan time of the sample image, cold and warm cache, and the scan gate's share of a whole pipeline. */
+async function scan(client: SlipwayClient, address: string, rounds: number): Promise<void> {
+  const { execFileSync } = await import('node:child_process');
+  const { cpSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { TrivyScanner, trivyOptionsFromEnv } = await import('../activities/scanner/trivy');
+  const docker = await ensureDocker();
+  const reg = await ensureRegistry('registry', 5000);
+  const home = join(process.env.HOME!, '.cache', 'slipway');
+  const dbCache = join(home, 'bench-trivy');
+  execFileSync(join(home, 'bin', 'trivy-fixture-db'), ['-advisories', join(ROOT, 'test', 'fixtures', 'trivy', 'advisories.json'), '-cache-dir', dbCache], { stdio: 'ignore' });
+  const creds = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: reg.username, SLIPWAY_REGISTRY_DEV_PASSWORD: reg.password }, '/nonexistent');
+  const dockerClient = dockerFromEnv({ DOCKER_HOST: docker.host });
+  const tag = `${reg.url}/delivery:bench-scan-${runTag()}`;
+  await new DockerImageBuilder(dockerClient, creds).build({ contextDir: join(ROOT, 'services', 'delivery'), dockerfile: 'Dockerfile', tag, args: {}, labels: {} }, () => undefined);
+  const scanWith = (cacheDir: string) => new TrivyScanner({ ...trivyOptionsFromEnv({ ...process.env, DOCKER_HOST: docker.host }), cacheDir, timeoutMs: 300_000 }, creds);
+  const cold: number[] = [];
+  const warm: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    // Cold: a cache holding only the database, so every layer is analysed.
+    const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-trivy-'));
+    cpSync(join(dbCache, 'db'), join(dir, 'db'), { recursive: true });
+    let t = performance.now();
+    await scanWith(dir).scan({ image: tag, source: 'docker' }, () => undefined);
+    cold.push(performance.now() - t);
+    t = performance.now();
+    await scanWith(dir).scan({ image: tag, source: 'docker' }, () => undefined);
+    warm.push(performance.now() - t);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  print(`scan: trivy v0.74.0 on the sample image (${tag}), ${rounds} rounds`);
+  print(`  cold cache  median ${fmt(quantile(cold, 0.5))}  (min ${fmt(Math.min(...cold))}, max ${fmt(Math.max(...cold))})`);
+  print(`  warm cache  median ${fmt(quantile(warm, 0.5))}  (min ${fmt(Math.min(...warm))}, max ${fmt(Math.max(...warm))})`);
+
+  // The gate's share: whole releases through a real worker (build, scan, push, scan:prod, promote; approval excluded).
+  const worker = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), 'worker', '--role', 'all'], {
+    cwd: ROOT,
+    stdio: 'ignore',
+    env: { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: NS, DOCKER_HOST: docker.host, SLIPWAY_BUILDER_ID: 'bench-scan', SLIPWAY_TRIVY_CACHE_DIR: dbCache, SLIPWAY_REGISTRY_DEV_USERNAME: reg.username, SLIPWAY_REGISTRY_DEV_PASSWORD: reg.password },
+  });
+  try {
+    const cfg = config().replace('qa: { registry: dev }', 'qa: { registry: dev, scan: { failOn: high } }').replace('approval: {', 'scan: { failOn: high, rescanAfter: 1s }, approval: {');
+    const shares: number[] = [];
+    const totals: number[] = [];
+    for (let r = 0; r <= rounds; r++) {
+      const input = planRelease(parseConfig(cfg), { service: 'delivery', version: `v4.0.${r}-${runTag()}`, requester: 'bench' });
+      const { workflowId } = await client.start(input);
+      await client.waitFor(workflowId, 'approval', { timeoutMs: 300_000 });
+      await client.decide(workflowId, 'approve', { approver: 'alice' });
+      const final = await client.result(workflowId);
+      if (final.phase !== 'succeeded') throw new Error(`bench release ${workflowId} ended ${final.phase}: ${final.error}`);
+      if (r === 0) continue; // warm-up: worker start, first bundle
+      const took = (id: string) => {
+        const s = final.stages.find((x) => x.id === id)!;
+        return Date.parse(s.endedAt!) - Date.parse(s.startedAt!);
+      };
+      const pipeline = final.stages.filter((s) => s.kind !== 'approval').reduce((sum, s) => sum + took(s.id), 0);
+      shares.push((took('scan') + took('scan:prod')) / pipeline);
+      totals.push(pipeline);
+    }
+    print(`  gate share of the pipeline (build+scan+push+scan:prod(rescan)+promote, approval excluded): median ${(quantile(shares, 0.5) * 100).toFixed(0)} % of ${fmt(quantile(totals, 0.5))}`);
+  } finally {
+    worker.kill('SIGTERM');
+  }
+}
+
 /** Pull through the engine; returns the bytes the engine reported downloading. */
 async function dockerPull(docker: Docker, ref: string, reg: RegistryEndpoint): Promise<number> {
   const stream = await docker.pull(ref, { authconfig: { username: reg.username, password: reg.password, serveraddress: reg.url } } as any);
@@ -260,6 +327,7 @@ async function main(): Promise<void> {
   if (which === 'concurrent' || which === 'all') await concurrent(client, temporal.address, n || 200);
   if (which === 'inbox' || which === 'all') await inbox(client, temporal.address, n || 500);
   if (which === 'promotion' || which === 'all') await promotion(n || 3);
+  if (which === 'scan' || which === 'all') await scan(client, temporal.address, n || 3);
   process.exit(0);
 }
 
