@@ -29,13 +29,14 @@ if ! command -v temporal >/dev/null && [ ! -x "$BIN/temporal" ]; then
   GOBIN="$BIN" go install github.com/temporalio/cli/cmd/temporal@v1.5.1
 fi
 
+TRIVY_LDFLAGS="-X github.com/aquasecurity/trivy/pkg/version/app.ver=v0.74.0"
 if ! command -v trivy >/dev/null && [ ! -x "$BIN/trivy" ]; then
   log "building trivy v0.74.0 from the Go module proxy (first time: several minutes)"
-  if ! GOBIN="$BIN" GOEXPERIMENT=jsonv2 go install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0 2>/dev/null; then
+  if ! GOBIN="$BIN" GOEXPERIMENT=jsonv2 go install -ldflags "$TRIVY_LDFLAGS" github.com/aquasecurity/trivy/cmd/trivy@v0.74.0 2>/dev/null; then
     # `go install m@v` also lists the module's versions to report deprecations, and this proxy refuses that list
     # for trivy. Building the very same module version in module mode is what go install does, minus that check.
     dir=$(cd /tmp && go mod download -json github.com/aquasecurity/trivy@v0.74.0 | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
-    (cd "$dir" && GOEXPERIMENT=jsonv2 GOFLAGS=-buildvcs=false go build -trimpath -o "$BIN/trivy" ./cmd/trivy)
+    (cd "$dir" && GOEXPERIMENT=jsonv2 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$TRIVY_LDFLAGS" -o "$BIN/trivy" ./cmd/trivy)
   fi
 fi
 if [ ! -x "$BIN/trivy-fixture-db" ] || [ tools/trivy-fixture-db/main.go -nt "$BIN/trivy-fixture-db" ]; then

@@ -89,7 +89,7 @@ export class TrivyScanner implements Scanner {
     progress({ scanning: req.image, source: req.source });
     const scannedAt = new Date().toISOString();
     const { stdout, stderr, code, timedOut } = await new Promise<{ stdout: string; stderr: string; code: number | null; timedOut: boolean }>((resolve) => {
-      const child = execFile(this.opts.binary, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs + 30_000, killSignal: 'SIGKILL' }, (err, out, errOut) => {
+      const child = execFile(this.opts.binary, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs + Math.min(30_000, Math.max(2_000, this.opts.timeoutMs / 2)), killSignal: 'SIGKILL' }, (err, out, errOut) => {
         resolve({ stdout: out, stderr: errOut, code: err ? ((err as any).code ?? 1) : 0, timedOut: Boolean((err as any)?.killed) });
       });
       child.on('error', () => undefined);

@@ -127,3 +127,38 @@ test('usage errors exit 2', async () => {
   expect((await cli('release', 'status', 'not-an-id', '--json')).code).toBe(2);
   expect((await cli('no-such-command')).code).toBe(2);
 });
+
+describe('scan evaluate', () => {
+  const reports = join(ROOT, 'test', 'fixtures', 'trivy', 'reports');
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, 'failOn: high\nallow:\n  - { id: CVE-2021-23337, reason: "template() unused", expires: 2099-01-01 }\n');
+
+  test('a report that breaks the policy exits 1 and lists the findings', async () => {
+    const r = await cli('scan', 'evaluate', '--report', join(reports, 'vulnerable.json'), '--policy', policyFile, '--json');
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ pass: false, violations: [expect.objectContaining({ id: 'CVE-2020-8203', pkg: 'lodash', installed: '4.17.15', fixed: '4.17.19' })] });
+  });
+
+  test('an allowlisted finding passes until expiry; --now moves the clock', async () => {
+    const ok = await cli('scan', 'evaluate', '--report', join(reports, 'allowlisted.json'), '--policy', policyFile);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^PASS at threshold HIGH/);
+    expect(ok.stdout).toMatch(/allowed CVE-2021-23337 in lodash until 2099-01-01/);
+    const later = await cli('scan', 'evaluate', '--report', join(reports, 'allowlisted.json'), '--policy', policyFile, '--now', '2099-01-02');
+    expect(later.code).toBe(1);
+    expect(later.stdout).toMatch(/expired on 2099-01-01/);
+  });
+
+  test('an environment of slipway.yaml as the policy, and bad input as usage errors', async () => {
+    writeFileSync(CONFIG, sampleConfigText({ approval: '{ approvers: [alice, bob], timeout: 72h }', prodScan: '{ failOn: medium }' }));
+    expect((await cli('scan', 'evaluate', '--report', join(reports, 'clean.json'), '--policy', 'prod')).code).toBe(0);
+    expect((await cli('scan', 'evaluate', '--report', join(reports, 'allowlisted.json'), '--policy', 'prod')).code).toBe(1);
+    const noPolicy = await cli('scan', 'evaluate', '--report', join(reports, 'clean.json'), '--policy', 'qa', '--json');
+    expect(noPolicy.code).toBe(2);
+    expect(noPolicy.json.error).toMatch(/environment "qa" has no scan policy/);
+    writeFileSync(join(dir, 'bad.json'), '{"SchemaVersion": 1}');
+    const bad = await cli('scan', 'evaluate', '--report', join(dir, 'bad.json'), '--policy', policyFile, '--json');
+    expect(bad.code).toBe(2);
+    expect(bad.json.error).toMatch(/unsupported Trivy report schema 1/);
+  });
+});
