@@ -261,6 +261,8 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
       scanner: outcome.report.scanner,
       image: outcome.report.image,
       scannedAt: outcome.report.scannedAt,
+      ...(outcome.report.imageId ? { imageId: outcome.report.imageId } : {}),
+      ...(outcome.report.digest ? { digest: outcome.report.digest } : {}),
       rescanned: outcome.rescanned,
       counts: c,
       failOn: verdict.failOn,
@@ -292,17 +294,39 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
       }),
     );
     if (first.scan) {
-      await scanGate('scan', first, async () => ({ report: await hostScanActs(built.hostQueue).scanImage({ image: built.tag, source: 'docker' }), rescanned: false }));
+      await scanGate('scan', first, async () => {
+        const report = await hostScanActs(built.hostQueue).scanImage({ image: built.tag, source: 'docker' });
+        // The scan must be of the image just built, not of whatever the tag points at by now.
+        if (report.imageId && report.imageId !== built.imageId) {
+          throw ApplicationFailure.nonRetryable(`scanned image ${report.imageId} is not the built image ${built.imageId}`, ErrorTypes.DigestMismatch);
+        }
+        return { report, rescanned: false };
+      });
     }
     const pushed = await release.run('push', () => hostActs(built.hostQueue).pushImage({ tag: built.tag, registry: first.registry }));
     release.setDigest(pushed.digest);
     status.references[first.name] = pushed.reference;
   } else {
+    // When the image lives in a registry slipway.yaml knows, name it, so the worker finds that registry's credentials.
+    const sourceHost = input.image!.slice(0, input.image!.indexOf('/'));
+    const sourceRegistry = input.environments.find((e) => e.registry.host === sourceHost)?.registry;
+    let scannedDigest: string | undefined;
     if (first.scan) {
-      await scanGate('scan', first, async () => ({ report: await registryScanActs.scanImage({ image: input.image!, source: 'registry' }), rescanned: false }));
+      await scanGate('scan', first, async () => {
+        const report = await registryScanActs.scanImage({ image: input.image!, source: 'registry', ...(sourceRegistry ? { registry: sourceRegistry } : {}) });
+        scannedDigest = report.digest;
+        return { report, rescanned: false };
+      });
     }
+    // Import exactly what was scanned: if the tag moved in between, the copy fails with DigestMismatchError.
     const imported = await release.run('import', () =>
-      registryActs.copyImage({ source: input.image!, target: landing, targetRegistry: first.registry }),
+      registryActs.copyImage({
+        source: input.image!,
+        ...(sourceRegistry ? { sourceRegistry } : {}),
+        target: landing,
+        targetRegistry: first.registry,
+        ...(scannedDigest ? { expectDigest: scannedDigest } : {}),
+      }),
     );
     release.setDigest(imported.digest);
     status.references[first.name] = landing;
@@ -318,7 +342,11 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
         // New CVEs are published after the build: a scan older than the policy allows is repeated on the registry copy.
         const age = lastScan ? Date.now() - Date.parse(lastScan.scannedAt) : Infinity;
         if (lastScan && (env.scan!.rescanAfterMs === undefined || age <= env.scan!.rescanAfterMs)) return { report: lastScan, rescanned: false };
-        return { report: await registryScanActs.scanImage({ image: refOf(source, digest), source: 'registry', registry: source.registry }), rescanned: true };
+        const report = await registryScanActs.scanImage({ image: refOf(source, digest), source: 'registry', registry: source.registry });
+        if (report.digest && report.digest !== digest) {
+          throw ApplicationFailure.nonRetryable(`rescanned ${report.digest}, the release is ${digest}`, ErrorTypes.DigestMismatch);
+        }
+        return { report, rescanned: true };
       });
     }
     await release.run(`promote:${env.name}`, () =>

@@ -20,6 +20,9 @@ export interface ScanReport {
   scannerVersion?: string;
   image: string;
   scannedAt: string;
+  /** What was scanned, as the scanner saw it: the image config digest, and the manifest digest when known. */
+  imageId?: string;
+  digest?: string;
   counts: Record<Severity, number>;
   findings: Finding[];
 }

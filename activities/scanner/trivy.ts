@@ -60,7 +60,10 @@ export function parseTrivyReport(text: string, image: string, scannedAt: string)
       });
     }
   }
-  return { scanner: 'trivy', image, scannedAt, counts: countBySeverity(findings), findings };
+  const imageId = typeof doc.Metadata?.ImageID === 'string' ? doc.Metadata.ImageID : undefined;
+  const repoDigest: unknown = doc.Metadata?.RepoDigests?.[0];
+  const digest = typeof repoDigest === 'string' && /@sha256:[a-f0-9]{64}$/.test(repoDigest) ? repoDigest.slice(repoDigest.indexOf('@') + 1) : undefined;
+  return { scanner: 'trivy', image, scannedAt, ...(imageId ? { imageId } : {}), ...(digest ? { digest } : {}), counts: countBySeverity(findings), findings };
 }
 
 export class TrivyScanner implements Scanner {

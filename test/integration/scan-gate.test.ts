@@ -79,6 +79,8 @@ test('a clean image passes both gates and is promoted', async () => {
   expect(result.phase).toBe('succeeded');
   expect(stage(result, 'scan').result).toMatchObject({ verdict: 'pass', counts: { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0 } });
   expect(stage(result, 'scan:prod').result).toMatchObject({ verdict: 'pass', rescanned: false });
+  // What was scanned is what was built.
+  expect(stage(result, 'scan').result.imageId).toBe(stage(result, 'build').result.imageId);
   expect(await tagExists('prod/clean', input.version)).toBe(true);
 }, 180_000);
 
@@ -128,8 +130,23 @@ test('a scan older than the production policy allows is repeated, on the registr
   expect(result.phase).toBe('succeeded');
   const qa = stage(result, 'scan').result;
   const prod = stage(result, 'scan:prod').result;
-  expect(prod).toMatchObject({ rescanned: true, verdict: 'pass', image: `${stack.registry.url}/clean@${result.digest}` });
+  expect(prod).toMatchObject({ rescanned: true, verdict: 'pass', image: `${stack.registry.url}/clean@${result.digest}`, digest: result.digest });
   expect(Date.parse(prod.scannedAt)).toBeGreaterThan(Date.parse(qa.scannedAt) + 1000);
+}, 180_000);
+
+test('a release from an existing image is scanned in its registry, then exactly that digest is imported', async () => {
+  const built = await slipway.start(release('clean', { qaScan: '{ failOn: high }' }));
+  const first = await slipway.waitFor(built.workflowId, 'approval', { timeoutMs: 120_000 });
+  await slipway.abort(built.workflowId, 'only needed its image', 'test');
+  const source = first.status.references.qa;
+  const input = plan({ service: 'clean', image: source.replace(/@.*/, `:${first.status.version}`), config: sampleConfigText({ qaScan: '{ failOn: high }' }) });
+  const { workflowId } = await slipway.start(input);
+  const { status } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 120_000 });
+  expect(status.stages.map((s) => s.id)).toEqual(['scan', 'import', 'approval:prod', 'promote:prod']);
+  expect(status.error).toBeUndefined();
+  expect(stage(status, 'scan').result).toMatchObject({ verdict: 'pass', digest: first.status.digest });
+  expect(status.digest).toBe(first.status.digest);
+  await slipway.abort(workflowId, 'done', 'test');
 }, 180_000);
 
 describe('a broken scanner never passes the gate', () => {
