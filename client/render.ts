@@ -5,7 +5,8 @@ export function renderStatus(s: ReleaseStatus): string {
   const lines = [`${s.service} ${s.version} — ${s.phase}${s.digest ? ` — ${s.digest}` : ''}`, `requested by ${s.requester} at ${s.startedAt}`];
   for (const st of s.stages) {
     const took = st.startedAt && st.endedAt ? ` (${((Date.parse(st.endedAt) - Date.parse(st.startedAt)) / 1000).toFixed(1)}s)` : '';
-    lines.push(`  ${st.state.padEnd(9)} ${st.id}${took}${st.error ? ` — ${st.error.split('\n')[0]}` : ''}`);
+    const summary = typeof st.result?.summary === 'string' ? ` — ${st.result.summary}` : '';
+    lines.push(`  ${st.state.padEnd(9)} ${st.id}${took}${summary}${st.error ? ` — ${st.error.split('\n')[0]}` : ''}`);
   }
   if (s.awaitingApproval) {
     const a = s.awaitingApproval;

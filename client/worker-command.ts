@@ -1,6 +1,9 @@
 /** `slipway worker` and `slipway dev`: run workers against the configured (or embedded) stack. */
 import type { Worker } from '@temporalio/worker';
-import { resolve } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { createBuilderWorkers } from '../workers/builder';
 import { temporalSettings } from '../workers/connection';
 import { connectWorker, createOrchestratorWorker } from '../workers/orchestrator';
@@ -8,6 +11,7 @@ import { SlipwayClient } from './client';
 import { loadConfig, planRelease } from './config';
 import { renderStatus } from './render';
 import { stackUp, workerEnv, type Stack } from './stack';
+import { findBinary, stateDir } from './stack/process';
 
 const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
@@ -20,6 +24,21 @@ function adoptStackCredentials(configFile: string, stack: Stack): void {
     }
   }
   process.env.DOCKER_HOST ??= stack.docker.host;
+}
+
+/**
+ * On the embedded stack with no Trivy database anywhere (none can be downloaded here), workers get the fixture
+ * database the tests use — and say so, since four advisories are no vulnerability feed.
+ */
+function adoptFixtureTrivyDb(): void {
+  if (process.env.SLIPWAY_TRIVY_CACHE_DIR || process.env.SLIPWAY_TRIVY_DB_REPOSITORY) return;
+  if (existsSync(join(homedir(), '.cache', 'trivy', 'db', 'trivy.db'))) return;
+  const tool = findBinary('trivy-fixture-db');
+  if (!tool) return;
+  const dir = stateDir('trivy');
+  execFileSync(tool, ['-advisories', resolve('test/fixtures/trivy/advisories.json'), '-cache-dir', dir], { stdio: 'ignore' });
+  process.env.SLIPWAY_TRIVY_CACHE_DIR = dir;
+  log(`no Trivy database found: scanning against the test fixture database in ${dir} (demo only; see README "Trivy and its database")`);
 }
 
 export async function startWorkers(opts: { role: string; address: string; namespace: string; workspace?: string }): Promise<Worker[]> {
@@ -37,6 +56,7 @@ export async function runWorkers(opts: { role: string; config: string; address?:
     // On the embedded stack, pick up what `slipway stack up` started.
     const stack = await stackUp();
     adoptStackCredentials(opts.config, stack);
+    adoptFixtureTrivyDb();
   }
   const workers = await startWorkers({ role: opts.role, address: opts.address ?? s.address, namespace: opts.namespace ?? s.namespace, workspace: resolve('.') });
   log(`slipway worker (${opts.role}) polling on ${opts.address ?? s.address}`);
@@ -47,6 +67,7 @@ export async function runDev(opts: { config: string; version: string; release: b
   log('bringing the local stack up …');
   const stack = await stackUp();
   adoptStackCredentials(opts.config, stack);
+  adoptFixtureTrivyDb();
   log(`Temporal ${stack.temporal.address} · Temporal Web ${stack.temporal.uiUrl} · Docker ${stack.docker.host} · registry ${stack.registry.url}`);
   const s = temporalSettings();
   const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.') });
