@@ -3,22 +3,19 @@
  * Pure (zod only): the CLI, the workers and the workflow share it, and it never touches the file system.
  */
 import { z } from 'zod';
+import { IDENTITY_RE, IMAGE_REF_RE, NAME_RE, REPO_PATH_RE, REPOSITORY_RE, VERSION_RE } from './rules';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
 export const nameSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(63, 'must be at most 63 characters')
-  .regex(/^[a-z][a-z0-9-]*$/, 'must start with a lower-case letter and hold only a-z, 0-9 and "-"');
+  .regex(NAME_RE, 'must start with a lower-case letter and hold only a-z, 0-9 and "-"');
 
-// A release version doubles as an image tag, so semver minus build metadata ("+" is not allowed in tags).
 export const versionSchema = z
   .string()
   .max(128, 'must be at most 128 characters')
-  .regex(
-    /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$/,
-    'must be a semantic version such as v1.0.2 or 1.4.0-rc.1 (no build metadata)',
-  );
+  .regex(VERSION_RE, 'must be a semantic version such as v1.0.2 or 1.4.0-rc.1 (no build metadata)');
 
 export const gitShaSchema = z.string().regex(/^[0-9a-f]{7,40}$/, 'must be 7 to 40 lower-case hex digits');
 
@@ -26,14 +23,14 @@ export const identitySchema = z
   .string()
   .min(1, 'must not be empty')
   .max(128, 'must be at most 128 characters')
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._@+-]*$/, 'must be a user name or e-mail address (letters, digits, . _ @ + -)');
+  .regex(IDENTITY_RE, 'must be a user name or e-mail address (letters, digits, . _ @ + -)');
 
 // A path inside the repository: relative, no "..", no characters a shell or Docker would interpret.
 export const repoPathSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(255, 'must be at most 255 characters')
-  .regex(/^[A-Za-z0-9._/-]+$/, 'may hold only letters, digits, ".", "_", "-" and "/"')
+  .regex(REPO_PATH_RE, 'may hold only letters, digits, ".", "_", "-" and "/"')
   .refine((p) => !p.startsWith('/'), 'must be relative to the repository root')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
 
@@ -42,18 +39,16 @@ export const registryHostSchema = z
   .max(253, 'must be at most 253 characters')
   .regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be a host name with an optional port, e.g. myrepo.azurecr.io or 127.0.0.1:5000');
 
-const repoComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 export const repositorySchema = z
   .string()
   .max(255, 'must be at most 255 characters')
-  .regex(new RegExp(`^${repoComponent}(?:/${repoComponent})*$`), 'must be an OCI repository path such as delivery or prod/delivery');
+  .regex(REPOSITORY_RE, 'must be an OCI repository path such as delivery or prod/delivery');
 
-// host[:port]/path[:tag][@sha256:digest] — a fully qualified reference; no implicit Docker Hub.
 export const imageRefSchema = z
   .string()
   .max(512, 'must be at most 512 characters')
   .regex(
-    new RegExp(`^[A-Za-z0-9.-]+(:[0-9]{1,5})?/${repoComponent}(?:/${repoComponent})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`),
+    IMAGE_REF_RE,
     'must be a fully qualified image reference such as 127.0.0.1:5000/delivery:v1.0.2 or …@sha256:<64 hex>',
   );
 

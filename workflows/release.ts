@@ -23,21 +23,20 @@ import { BUILD_QUEUE } from './queues';
 
 const INBOX_MEMO_PATCH = 'inbox-memo';
 import { SA } from './search-attributes';
-import {
-  releaseInputSchema,
-  type AbortRequest,
-  type ApprovalRequest,
-  type ApprovalResponse,
-  type EnvironmentPlan,
-  type InboxEntry,
-  type ReleaseInput,
-  type ReleasePhase,
-  type ReleaseResult,
-  type ReleaseStatus,
-  type StageKind,
-  type StageStatus,
+import type {
+  AbortRequest,
+  ApprovalRequest,
+  ApprovalResponse,
+  EnvironmentPlan,
+  InboxEntry,
+  ReleaseInput,
+  ReleasePhase,
+  ReleaseResult,
+  ReleaseStatus,
+  StageKind,
+  StageStatus,
 } from './types';
-import { formatIssues } from './config';
+import { releaseInputProblems } from './rules';
 import { describeViolations, evaluate, type ScanReport } from './scan-policy';
 
 // Every activity heartbeats, so a dead worker is noticed within the heartbeat timeout and the step is retried.
@@ -170,11 +169,9 @@ function messageOf(err: unknown): string {
 }
 
 export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseResult> {
-  const parsed = releaseInputSchema.safeParse(rawInput);
-  if (!parsed.success) {
-    throw ApplicationFailure.nonRetryable(`invalid release input:\n${formatIssues(parsed.error, 'input')}`, ErrorTypes.InvalidInput);
-  }
-  const input = parsed.data;
+  const problems = releaseInputProblems(rawInput);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid release input:\n${problems.join('\n')}`, ErrorTypes.InvalidInput);
+  const input = rawInput;
   const release = new Release(input);
   const status = release.status;
   let rejection: { by: string; comment?: string } | undefined;

@@ -143,3 +143,29 @@ describe('schema properties', () => {
     expect(parseDuration('-1s')).toBeUndefined();
   });
 });
+
+describe('the workflow-side input rules (no zod) agree with the schemas', () => {
+  const { releaseInputProblems } = require('../../workflows/rules');
+  const { releaseInputSchema } = require('../../workflows/types');
+  const { plan } = require('../helpers');
+
+  test('a planned release has no problems; each broken field is named', () => {
+    const good = plan({ version: 'v1.2.3' });
+    expect(releaseInputProblems(good)).toEqual([]);
+    expect(releaseInputProblems({ ...good, version: '1.2' })).toEqual(['input.version: must be a semantic version such as v1.0.2']);
+    expect(releaseInputProblems({ ...good, image: '127.0.0.1:5000/x:1' })).toEqual(['input.image: exactly one of build or image must be given']);
+    expect(releaseInputProblems({ ...good, build: { context: '../etc', dockerfile: 'Dockerfile' } })).toEqual(['input.build: context and dockerfile must be paths inside the repository']);
+    expect(releaseInputProblems({ ...good, environments: good.environments.slice(0, 1) })).toEqual(['input.environments: must list at least two environments']);
+  });
+
+  test('property: whatever the rules accept for version and service, the schema accepts too', () => {
+    const base = plan({ version: 'v1.2.3' });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 20 }), fc.string({ maxLength: 20 }), (version, service) => {
+        const candidate = { ...base, version, service };
+        if (releaseInputProblems(candidate).length === 0) expect(releaseInputSchema.safeParse(candidate).success).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -270,10 +270,15 @@ test('a broken scanner fails the release before the push; nothing is pushed', as
   }
 });
 
+test('the workflow bundle carries no zod (it cost ~1 MB per cached workflow); the workflow checks input with rules.ts', () => {
+  expect(readFileSync(testStack().bundlePath, 'utf8').includes('node_modules/zod')).toBe(false);
+});
+
 test('an invalid input that bypassed the client fails the workflow before any activity', async () => {
   const input = { ...plan(), version: 'not-semver' } as ReleaseInput;
   const h = await slipway.client.workflow.start('releaseWorkflow', { args: [input], taskQueue: 'slipway', workflowId: `release:delivery:bad-${uniqueVersion()}` });
   await expect(h.result()).rejects.toThrow(WorkflowFailedError);
+  expect((await failureOf(h.workflowId)).message).toMatch(/input\.version: must be a semantic version/);
   const types = await eventTypes(h.workflowId);
   expect(types).not.toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED);
 });
