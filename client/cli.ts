@@ -210,6 +210,23 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       if (!verdict.pass) throw new Exit(EXIT.failed, undefined, '');
     });
 
+  program
+    .command('canary')
+    .description('canary analysis tools')
+    .command('judge')
+    .description('judge canary against baseline metrics, as Kayenta does (exit 0 Pass, 1 Fail, 3 Marginal)')
+    .option('--config <file>', 'judge config (YAML or JSON)')
+    .requiredOption('--data <file>', '{ "metrics": [{ "name", "baseline": [..], "canary": [..] }] }')
+    .action(async (o) => {
+      // The program's own --config (slipway.yaml) takes the flag when it is given on the command line.
+      const configFile = o.config ?? (program.getOptionValueSource('config') === 'cli' ? globals().config : undefined);
+      if (!configFile) throw new UsageError('--config: the judge config file is required');
+      const { judgeJson, renderJudge, runJudge } = await import('./canary-command');
+      const r = runJudge(configFile, o.data);
+      out(judgeJson(r), renderJudge(r));
+      if (r.result !== 'Pass') throw new Exit(r.result === 'Fail' ? EXIT.failed : EXIT.rejected, undefined, '');
+    });
+
   const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry)');
   stack.command('up').action(async () => {
     const { stackUp } = await import('./stack');

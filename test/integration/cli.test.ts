@@ -162,3 +162,46 @@ describe('scan evaluate', () => {
     expect(bad.json.error).toMatch(/unsupported Trivy report schema 1/);
   });
 });
+
+describe('canary judge', () => {
+  const write = (name: string, content: unknown) => {
+    const f = join(dir, name);
+    writeFileSync(f, typeof content === 'string' ? content : JSON.stringify(content));
+    return f;
+  };
+  // A deterministic pseudo-random series (the judge itself must be deterministic too).
+  const series = (seed: number, mu: number, sd: number, n = 60) => {
+    let s = seed;
+    const r = () => ((s = (s * 16807) % 2147483647) / 2147483647);
+    return Array.from({ length: n }, () => mu + sd * (r() + r() + r() - 1.5));
+  };
+  const config = write('judge.yaml', 'metrics:\n  - { name: latency, groups: [latency], direction: increase }\n  - { name: errors, groups: [errors], direction: increase, critical: true }\ngroupWeights: { latency: 50, errors: 50 }\n');
+
+  test('a healthy canary passes (exit 0); a critical regression fails (exit 1) with the metric named', async () => {
+    const ok = await cli('canary', 'judge', '--config', config, '--data', write('ok.json', { metrics: [{ name: 'latency', baseline: series(1, 100, 10), canary: series(2, 100, 10) }, { name: 'errors', baseline: series(3, 1, 0.2), canary: series(4, 1, 0.2) }] }), '--json');
+    expect(ok.code).toBe(0);
+    expect(ok.json).toMatchObject({ result: 'Pass', score: 100, metrics: [{ name: 'latency', classification: 'Pass' }, { name: 'errors', classification: 'Pass' }] });
+    const bad = await cli('canary', 'judge', '--config', config, '--data', write('bad.json', { metrics: [{ name: 'latency', baseline: series(1, 100, 10), canary: series(2, 100, 10) }, { name: 'errors', baseline: series(3, 1, 0.2), canary: series(4, 2, 0.2) }] }), '--json');
+    expect(bad.code).toBe(1);
+    expect(bad.json).toMatchObject({ result: 'Fail', score: 0, reason: 'a critical metric failed', metrics: [{ classification: 'Pass' }, { name: 'errors', classification: 'High', critical: true }] });
+  });
+
+  test('no data is never a pass', async () => {
+    const r = await cli('canary', 'judge', '--config', config, '--data', write('empty.json', { metrics: [{ name: 'latency', baseline: [], canary: [1, 2] }] }), '--json');
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ result: 'Fail', score: 0, reason: '2 of 2 metrics had no data' });
+  });
+
+  test.each([
+    ['an unknown field', 'metrics:\n  - { name: a, groups: [g], colour: red }\n', /metrics\.0: Unrecognized key.*colour/i],
+    ['marginal above pass', 'metrics:\n  - { name: a, groups: [g] }\nthresholds: { pass: 70, marginal: 80 }\n', /thresholds\.marginal: must not exceed thresholds\.pass \(70\)/],
+    ['a mean-ratio increase below 1', 'metrics:\n  - { name: a, groups: [g], effectSize: { allowedIncrease: 0.9 } }\n', /metrics\.0\.effectSize\.allowedIncrease: must be at least 1 for meanRatio/],
+    ['a CLES threshold above 1', 'metrics:\n  - { name: a, groups: [g], effectSize: { measure: cles, allowedIncrease: 1.5 } }\n', /metrics\.0\.effectSize\.allowedIncrease: must be at most 1 for cles/],
+    ['a confidence level of 1', 'judge: { confidenceLevel: 1 }\nmetrics:\n  - { name: a, groups: [g] }\n', /judge\.confidenceLevel: must be between 0 and 1/],
+    ['a weight for a group nobody has', 'metrics:\n  - { name: a, groups: [g] }\ngroupWeights: { h: 10 }\n', /groupWeights\.h: names a group no metric belongs to/],
+  ])('refuses a config with %s (exit 2, the field named)', async (_n, text, message) => {
+    const r = await cli('canary', 'judge', '--config', write('c.yaml', text), '--data', write('d.json', { metrics: [] }), '--json');
+    expect(r.code).toBe(2);
+    expect(r.json.error).toMatch(message);
+  });
+});
