@@ -5,6 +5,7 @@
  *                approval-to-completion latency (p50, p99), worker peak RSS
  *  - inbox:      the approvals UI's inbox with N releases waiting: GET / latency (p50, p99)
  *  - scan:       Trivy on the sample image, cold and warm cache; the scan gate's share of a pipeline
+ *  - judge:      the canary judge's speed (10 metrics × 1,000 points) and quality on generated scenarios
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
  */
 import Docker from 'dockerode';
@@ -291,6 +292,87 @@ async function scan(client: SlipwayClient, address: string, rounds: number): Pro
   }
 }
 
+/**
+ * The canary judge: speed on 10 metrics × 1,000 points, and quality on generated scenarios next to a fixed-threshold
+ * rule of the kind Argo Rollouts and Flagger use (canary mean more than 10 % above the baseline mean fails).
+ */
+async function judgeBench(trials: number): Promise<void> {
+  const { judge, seededGaussian } = await import('../workflows/canary/judge');
+  type Cfg = Parameters<typeof judge>[0];
+  const metric = (name: string, critical = false): Cfg['metrics'][number] => ({
+    name, groups: [name], direction: 'increase', critical, mustHaveData: false, nanStrategy: 'remove',
+    outliers: { strategy: 'keep', factor: 3 }, effectSize: { measure: 'meanRatio', allowedIncrease: 1, allowedDecrease: 1, criticalIncrease: 1, criticalDecrease: 1 },
+  });
+  const g = seededGaussian(2026);
+  const normal = (n: number, mu: number, sd: number) => Array.from({ length: n }, () => mu + sd * g());
+  // Heavy tail: a lognormal body with rare 10x outliers.
+  const heavy = (n: number, mu: number) => Array.from({ length: n }, () => mu * Math.exp(0.3 * g()) * (Math.abs(g()) > 2.6 ? 10 : 1));
+  // Error rate per 10 s window of 50 requests: binomial counts as fractions.
+  const uniform = (() => {
+    let a = 99;
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  })();
+  const errors = (n: number, p: number) => Array.from({ length: n }, () => Array.from({ length: 50 }, () => (uniform() < p ? 1 : 0)).reduce((a: number, b: number) => a + b, 0) / 50);
+
+  // Speed: 10 metrics × 1,000 points per series.
+  const cfg10: Cfg = { judge: { confidenceLevel: 0.98, tolerance: 0.25 }, groupWeights: {}, thresholds: { pass: 95, marginal: 75 }, metrics: Array.from({ length: 10 }, (_, i) => metric(`m${i}`)) };
+  const data10 = cfg10.metrics.map((m) => ({ name: m.name, baseline: normal(1000, 100, 10), canary: normal(1000, 100, 10) }));
+  judge(cfg10, data10);
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const t = performance.now();
+    judge(cfg10, data10);
+    times.push(performance.now() - t);
+  }
+  print(`judge: 10 metrics × 1,000 points (baseline and canary each): median ${fmt(quantile(times, 0.5))}, max ${fmt(Math.max(...times))} over 20 runs`);
+
+  // Quality: each scenario judged per interval (20 points each), up to 6 intervals; "fail" when the judge's result is Fail.
+  const scenarios: { name: string; gen: (canary: boolean, n: number) => number[]; bad: boolean }[] = [
+    { name: 'A/A latency (no change)', gen: (_c, n) => normal(n, 100, 10), bad: false },
+    { name: 'A/A heavy-tailed latency', gen: (_c, n) => heavy(n, 100), bad: false },
+    { name: 'A/A error rate 2 %', gen: (_c, n) => errors(n, 0.02), bad: false },
+    { name: 'latency +5 %', gen: (c, n) => normal(n, c ? 105 : 100, 10), bad: true },
+    { name: 'latency +20 %', gen: (c, n) => normal(n, c ? 120 : 100, 10), bad: true },
+    { name: 'heavy-tailed latency +20 %', gen: (c, n) => heavy(n, c ? 120 : 100), bad: true },
+    { name: 'error rate 1.5× (2 % → 3 %)', gen: (c, n) => errors(n, c ? 0.03 : 0.02), bad: true },
+  ];
+  const cfg1: Cfg = { ...cfg10, metrics: [metric('m')] };
+  const intervals = 6;
+  const perInterval = 20;
+  print(`judge quality: ${trials} trials per scenario, up to ${intervals} intervals of ${perInterval} points; Kayenta judge (98 %, tolerance 0.25) vs fixed rule (canary mean > 1.10 × baseline mean)`);
+  print(`  ${'scenario'.padEnd(30)} ${'judge fails'.padStart(11)} ${'median intervals'.padStart(16)} ${'fixed rule fails'.padStart(16)} ${'median intervals'.padStart(16)}`);
+  for (const sc of scenarios) {
+    const decide = (rule: (b: number[], c: number[]) => boolean) => {
+      let fails = 0;
+      const when: number[] = [];
+      for (let t = 0; t < trials; t++) {
+        const b: number[] = [];
+        const c: number[] = [];
+        for (let i = 1; i <= intervals; i++) {
+          b.push(...sc.gen(false, perInterval));
+          c.push(...sc.gen(true, perInterval));
+          if (rule(b, c)) {
+            fails++;
+            when.push(i);
+            break;
+          }
+        }
+      }
+      return { rate: fails / trials, median: when.length ? quantile(when, 0.5) : NaN };
+    };
+    const kayenta = decide((b, c) => judge(cfg1, [{ name: 'm', baseline: b, canary: c }]).result === 'Fail');
+    const fixed = decide((b, c) => c.reduce((x, y) => x + y, 0) / c.length > 1.1 * (b.reduce((x, y) => x + y, 0) / b.length));
+    const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+    print(`  ${sc.name.padEnd(30)} ${pct(kayenta.rate).padStart(11)} ${String(kayenta.median).padStart(16)} ${pct(fixed.rate).padStart(16)} ${String(fixed.median).padStart(16)}${sc.bad ? '' : '   (false positives)'}`);
+  }
+}
+
 /** Pull through the engine; returns the bytes the engine reported downloading. */
 async function dockerPull(docker: Docker, ref: string, reg: RegistryEndpoint): Promise<number> {
   const stream = await docker.pull(ref, { authconfig: { username: reg.username, password: reg.password, serveraddress: reg.url } } as any);
@@ -328,6 +410,7 @@ async function main(): Promise<void> {
   if (which === 'inbox' || which === 'all') await inbox(client, temporal.address, n || 500);
   if (which === 'promotion' || which === 'all') await promotion(n || 3);
   if (which === 'scan' || which === 'all') await scan(client, temporal.address, n || 3);
+  if (which === 'judge' || which === 'all') await judgeBench(n || 200);
   process.exit(0);
 }
 
