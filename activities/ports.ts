@@ -30,3 +30,8 @@ export interface Registry {
 export interface Scanner {
   scan(req: { image: string; source: 'docker' | 'registry'; registry?: RegistryRef }, progress: Progress): Promise<ScanReport>;
 }
+
+/** Time series for canary analysis: one metric, one track (baseline or canary), over an interval. */
+export interface MetricProvider {
+  queryRange(req: { query: string; start: Date; end: Date; stepSeconds: number }): Promise<number[]>;
+}

@@ -15,12 +15,15 @@ command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)   # base image for tests with RUN steps
 command -v go >/dev/null || need_apt+=(golang-go)
+command -v prometheus >/dev/null || need_apt+=(prometheus)   # canary metrics (tests run their own instance)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the approvals UI's browser tests (playwright-core drives it)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${need_apt[*]}"; exit 1; fi
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  # Debian's package starts a system Prometheus on :9090; the tests run their own instance instead.
+  if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then pkill -x prometheus 2>/dev/null || true; fi
 fi
 
 if ! command -v temporal >/dev/null && [ ! -x "$BIN/temporal" ]; then
