@@ -1,0 +1,59 @@
+/**
+ * `slipway dev` as a user runs it: stack, workers, the approvals UI and a demo release of the sample service that
+ * waits for a person; approved here through the UI's own HTTP endpoints (sign in, CSRF token, decide).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { SlipwayClient } from '../../client/client';
+import { ROOT, uniqueVersion } from '../helpers';
+import { testStack } from '../setup/stack-info';
+
+let dev: ChildProcess | undefined;
+afterAll(() => dev?.kill('SIGTERM'));
+
+test('slipway dev: a demo release waits for approval, is approved in the UI, and is promoted', async () => {
+  const version = uniqueVersion();
+  const port = 18000 + Math.floor(Math.random() * 1000);
+  let stderr = '';
+  // As a user on the embedded stack: no TEMPORAL_ADDRESS, so `dev` finds (or starts) the local stack itself.
+  const env: NodeJS.ProcessEnv = { ...process.env, SLIPWAY_UI_PORT: String(port), SLIPWAY_BUILDER_ID: 'dev-test' };
+  delete env.TEMPORAL_ADDRESS;
+  dev = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), 'dev', '--version', version], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  dev.stderr!.on('data', (d) => (stderr += String(d)));
+  const deadline = Date.now() + 150_000;
+  while (!/approve in the UI/.test(stderr)) {
+    if (Date.now() > deadline || dev.exitCode !== null) throw new Error(`slipway dev did not reach the approval:\n${stderr}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  expect(stderr).toMatch(new RegExp(`approvals UI: http://127\\.0\\.0\\.1:${port}`));
+  expect(stderr).toMatch(/Temporal Web: http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\/release%3Adelivery%3A/);
+
+  // Sign in as alice and approve, as the browser would.
+  const base = `http://127.0.0.1:${port}`;
+  const cookies: string[] = [];
+  const remember = (r: Response) => r.headers.getSetCookie().forEach((c) => cookies.push(c.split(';')[0]));
+  const login = await fetch(`${base}/login`);
+  remember(login);
+  const csrf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1];
+  const signIn = await fetch(`${base}/login`, { method: 'POST', redirect: 'manual', headers: { cookie: cookies.join('; '), 'content-type': 'application/x-www-form-urlencoded' }, body: `_csrf=${csrf(await login.text())}&user=alice` });
+  remember(signIn);
+  const id = `release:delivery:${version}`;
+  const page = await fetch(`${base}/releases/${encodeURIComponent(id)}`, { headers: { cookie: cookies.join('; ') } });
+  const decide = await fetch(`${base}/releases/${encodeURIComponent(id)}/decide`, {
+    method: 'POST',
+    headers: { cookie: cookies.join('; '), accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+    body: `_csrf=${csrf(await page.text())}&decision=approve&comment=from+the+dev+test`,
+  });
+  expect(await decide.json()).toMatchObject({ ok: true });
+
+  const client = await SlipwayClient.connect(testStack().temporal, 'default');
+  const { status } = await client.waitFor(id, 'done', { timeoutMs: 120_000 });
+  expect(status.phase).toBe('succeeded');
+  expect(status.stages.map((s) => s.id)).toEqual(['build', 'scan', 'push', 'approval:prod', 'scan:prod', 'promote:prod']);
+  expect(status.approvals[0]).toMatchObject({ approver: 'alice', comment: 'from the dev test' });
+  await client.client.connection.close();
+}, 240_000);
