@@ -297,7 +297,7 @@ async function scan(client: SlipwayClient, address: string, rounds: number): Pro
  * rule of the kind Argo Rollouts and Flagger use (canary mean more than 10 % above the baseline mean fails).
  */
 async function judgeBench(trials: number): Promise<void> {
-  const { judge, seededGaussian } = await import('../workflows/canary/judge');
+  const { judge, seededGaussian, seededUniform } = await import('../workflows/canary/judge');
   type Cfg = Parameters<typeof judge>[0];
   const metric = (name: string, critical = false): Cfg['metrics'][number] => ({
     name, groups: [name], direction: 'increase', critical, mustHaveData: false, nanStrategy: 'remove',
@@ -308,16 +308,7 @@ async function judgeBench(trials: number): Promise<void> {
   // Heavy tail: a lognormal body with rare 10x outliers.
   const heavy = (n: number, mu: number) => Array.from({ length: n }, () => mu * Math.exp(0.3 * g()) * (Math.abs(g()) > 2.6 ? 10 : 1));
   // Error rate per 10 s window of 50 requests: binomial counts as fractions.
-  const uniform = (() => {
-    let a = 99;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  })();
+  const uniform = seededUniform(99);
   const errors = (n: number, p: number) => Array.from({ length: n }, () => Array.from({ length: 50 }, () => (uniform() < p ? 1 : 0)).reduce((a: number, b: number) => a + b, 0) / 50);
 
   // Speed: 10 metrics × 1,000 points per series.

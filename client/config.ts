@@ -9,6 +9,7 @@ import {
   imageRefSchema,
   nameSchema,
   parseDuration,
+  scanPlanOf,
   slipwayConfigSchema,
   versionSchema,
   type SlipwayConfig,
@@ -83,9 +84,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
             onTimeout: a.onTimeout,
           }
         : undefined,
-      scan: env.scan
-        ? { failOn: env.scan.failOn, onlyFixed: env.scan.onlyFixed, allow: env.scan.allow, ...(env.scan.rescanAfter ? { rescanAfterMs: parseDuration(env.scan.rescanAfter)! } : {}) }
-        : undefined,
+      scan: env.scan ? scanPlanOf(env.scan) : undefined,
     };
   });
   const input: ReleaseInput = {

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ScannerError, parseTrivyReport } from '../activities/scanner/trivy';
-import { formatIssues, parseDuration, scanPolicySchema } from '../workflows/config';
+import { formatIssues, scanPlanOf, scanPolicySchema } from '../workflows/config';
 import { describeViolations, evaluate, type ScanPolicy, type Verdict } from '../workflows/scan-policy';
 import { loadConfig, UsageError } from './config';
 
@@ -22,7 +22,7 @@ export function loadPolicy(policy: string, configFile: string): ScanPolicy {
   }
   const r = scanPolicySchema.safeParse(raw);
   if (!r.success) throw new UsageError(`invalid scan policy:\n${formatIssues(r.error, 'policy')}`);
-  return { ...r.data, ...(r.data.rescanAfter ? { rescanAfterMs: parseDuration(r.data.rescanAfter) } : {}) };
+  return scanPlanOf(r.data);
 }
 
 export function evaluateReportFile(opts: { report: string; policy: string; configFile: string; now?: string }): { verdict: Verdict; text: string } {

@@ -122,6 +122,11 @@ export const scanPolicySchema = z.strictObject({
 });
 export type ScanPolicyConfig = z.infer<typeof scanPolicySchema>;
 
+/** A validated scan policy as the gate uses it (durations in milliseconds). */
+export function scanPlanOf(p: ScanPolicyConfig): { failOn: ScanPolicyConfig['failOn']; onlyFixed: boolean; allow: ScanPolicyConfig['allow']; rescanAfterMs?: number } {
+  return { failOn: p.failOn, onlyFixed: p.onlyFixed, allow: p.allow, ...(p.rescanAfter ? { rescanAfterMs: parseDuration(p.rescanAfter)! } : {}) };
+}
+
 export const environmentConfigSchema = z.strictObject({
   registry: nameSchema,
   imagePrefix: z

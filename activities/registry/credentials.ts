@@ -16,7 +16,8 @@ export interface CredentialStore {
   lookup(host: string, name?: string): Credentials | undefined;
 }
 
-const envKey = (name: string) => `SLIPWAY_REGISTRY_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+/** The prefix of a registry's credential variables: SLIPWAY_REGISTRY_<NAME>_USERNAME / _PASSWORD. */
+export const registryEnvKey = (name: string): string => `SLIPWAY_REGISTRY_${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 
 export class EnvCredentialStore implements CredentialStore {
   constructor(
@@ -29,7 +30,7 @@ export class EnvCredentialStore implements CredentialStore {
   }
 
   private fromEnv(name: string): Credentials | undefined {
-    const k = envKey(name);
+    const k = registryEnvKey(name);
     const username = this.env[`${k}_USERNAME`];
     let password = this.env[`${k}_PASSWORD`];
     const file = this.env[`${k}_PASSWORD_FILE`];
@@ -56,5 +57,3 @@ export class EnvCredentialStore implements CredentialStore {
   }
 }
 
-/** The env variable names a user sets for a registry, for error messages that say what is missing. */
-export const credentialHint = (name: string): string => `${envKey(name)}_USERNAME and ${envKey(name)}_PASSWORD (or a Docker config "auths" entry)`;

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { registryEnvKey } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
@@ -169,7 +170,7 @@ export async function stackDown(): Promise<string[]> {
 
 /** The environment a worker needs to reach the stack; credentials go to the worker only, never to workflows. */
 export function workerEnv(stack: Stack, registryName = 'dev'): Record<string, string> {
-  const key = `SLIPWAY_REGISTRY_${registryName.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+  const key = registryEnvKey(registryName);
   return {
     TEMPORAL_ADDRESS: stack.temporal.address,
     DOCKER_HOST: stack.docker.host,

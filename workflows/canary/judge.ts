@@ -47,16 +47,21 @@ export interface JudgeResult {
   reason?: string;
 }
 
-/** Deterministic standard-normal noise (mulberry32 + Box-Muller): the judge must give the same answer on replay. */
-export function seededGaussian(seed = 0x5117a7): () => number {
+/** Deterministic uniform numbers in [0, 1) (mulberry32). */
+export function seededUniform(seed: number): () => number {
   let a = seed >>> 0;
-  const uniform = () => {
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Deterministic standard-normal noise (Box-Muller): the judge must give the same answer on replay. */
+export function seededGaussian(seed = 0x5117a7): () => number {
+  const uniform = seededUniform(seed);
   return () => Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
 }
 
