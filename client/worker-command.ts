@@ -76,21 +76,29 @@ export async function runDev(opts: { config: string; version: string; release: b
   const { buildUiServer } = await import('./ui/server');
   const ui = await buildUiServer({ slipway: client, config: loadConfig(opts.config), namespace: s.namespace, temporalWebUrl: stack.temporal.uiUrl });
   log(`approvals UI: ${await ui.listen({ host: '127.0.0.1', port: Number(process.env.SLIPWAY_UI_PORT ?? 8088) })}`);
+  // Ctrl-C (or SIGTERM) at any point stops everything this command started, so the process can exit.
+  const stop = () => {
+    log('stopping …');
+    workers.forEach((w) => w.getState() === 'RUNNING' && w.shutdown());
+    void ui.close();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const stopped = running.then(() => ui.close()).then(() => client.client.connection.close());
   if (opts.release) {
     const input = planRelease(loadConfig(opts.config), { service: 'delivery', version: opts.version, requester: process.env.SLIPWAY_USER ?? 'dev' });
     const started = await client.start(input);
     log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId}`);
     log(`  Temporal Web: ${stack.temporal.uiUrl}/namespaces/${s.namespace}/workflows/${encodeURIComponent(started.workflowId)}`);
-    const { status } = await client.waitFor(started.workflowId, 'approval');
+    const { status } = await Promise.race([client.waitFor(started.workflowId, 'approval'), running.then(() => ({ status: undefined }))]);
+    if (!status) return stopped.then(() => undefined);
     log(renderStatus(status));
     if (status.phase === 'awaiting-approval') {
       log(`approve in the UI (sign in as alice), or from another terminal:\n  slipway release approve ${started.workflowId} --as alice --comment "looks good"`);
     }
-    const final = await client.waitFor(started.workflowId, 'done');
-    log(renderStatus(final.status));
+    const final = await Promise.race([client.waitFor(started.workflowId, 'done'), running.then(() => undefined)]);
+    if (final) log(renderStatus(final.status));
   }
   log('workers keep running; Ctrl-C to stop');
-  process.once('SIGINT', () => workers.forEach((w) => w.shutdown()));
-  process.once('SIGTERM', () => workers.forEach((w) => w.shutdown()));
-  await running;
+  await stopped;
 }

@@ -9,7 +9,28 @@ import { ROOT, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 let dev: ChildProcess | undefined;
-afterAll(() => dev?.kill('SIGTERM'));
+afterAll(() => {
+  if (dev && dev.exitCode === null) dev.kill('SIGKILL');
+});
+
+async function exitsWithin(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return Promise.race([new Promise<boolean>((r) => child.once('exit', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+}
+
+test('slipway dev stops cleanly on SIGTERM even while it waits for an approval', async () => {
+  const env: NodeJS.ProcessEnv = { ...process.env, SLIPWAY_UI_PORT: String(19000 + Math.floor(Math.random() * 1000)), SLIPWAY_BUILDER_ID: 'dev-test' };
+  delete env.TEMPORAL_ADDRESS;
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), 'dev', '--version', uniqueVersion()], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += String(d)));
+  const deadline = Date.now() + 150_000;
+  while (!/approve in the UI/.test(stderr) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 250));
+  child.kill('SIGTERM');
+  const exited = await exitsWithin(child, 20_000);
+  if (!exited) child.kill('SIGKILL');
+  expect(exited).toBe(true);
+}, 200_000);
 
 test('slipway dev: a demo release waits for approval, is approved in the UI, and is promoted', async () => {
   const version = uniqueVersion();
@@ -56,4 +77,8 @@ test('slipway dev: a demo release waits for approval, is approved in the UI, and
   expect(status.stages.map((s) => s.id)).toEqual(['build', 'scan', 'push', 'approval:prod', 'scan:prod', 'promote:prod']);
   expect(status.approvals[0]).toMatchObject({ approver: 'alice', comment: 'from the dev test' });
   await client.client.connection.close();
+
+  // Ctrl-C stops what dev started and lets it exit.
+  dev.kill('SIGTERM');
+  expect(await exitsWithin(dev, 20_000)).toBe(true);
 }, 240_000);
