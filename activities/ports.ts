@@ -35,3 +35,67 @@ export interface Scanner {
 export interface MetricProvider {
   queryRange(req: { query: string; start: Date; end: Date; stepSeconds: number }): Promise<number[]>;
 }
+
+/** Where a deploy goes: a kube context (named in the worker's kubeconfig, never sent as content) and a namespace. */
+export interface KubeTarget {
+  context: string;
+  namespace: string;
+}
+
+export interface HelmRevision {
+  revision: number;
+  status: string;
+  updated: string;
+  chart: string;
+  appVersion: string;
+  description: string;
+}
+
+/** Installs and upgrades charts and keeps their revision history (Helm). */
+export interface Deployer {
+  package(chartDir: string, version: string, outDir: string): Promise<string>;
+  upgrade(
+    req: KubeTarget & { release: string; chartFile: string; valuesFile: string; timeoutMs: number; description: string },
+    progress: Progress,
+    signal?: AbortSignal,
+  ): Promise<{ revision: number }>;
+  history(target: KubeTarget, release: string): Promise<HelmRevision[]>;
+  values(target: KubeTarget, release: string, revision: number): Promise<Record<string, unknown>>;
+  rollback(target: KubeTarget, release: string, revision: number, timeoutMs: number, progress: Progress): Promise<void>;
+  uninstall(target: KubeTarget, release: string, timeoutMs: number): Promise<void>;
+  test(target: KubeTarget, release: string, timeoutMs: number, progress: Progress): Promise<{ passed: string[] }>;
+}
+
+export interface RolloutState {
+  exists: boolean;
+  done: boolean;
+  /** Set when the rollout cannot finish by itself (progress deadline exceeded). */
+  failed?: string;
+  replicas: number;
+  updated: number;
+  ready: number;
+  available: number;
+  /** Recent warning events of the workload and its pods, newest last: the reasons a rollout is stuck. */
+  warnings: string[];
+  image?: string;
+}
+
+export interface WorkloadRecord {
+  name: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  image?: string;
+  ready: number;
+  replicas: number;
+}
+
+/** The Kubernetes API: what Helm's exit code does not say (rollout state and its reasons), leases, inventory. */
+export interface Cluster {
+  contexts(): string[];
+  ping(target: KubeTarget): Promise<void>;
+  rollout(target: KubeTarget, deployment: string): Promise<RolloutState>;
+  workloads(target: KubeTarget, selector: string): Promise<WorkloadRecord[]>;
+  /** Takes (or keeps) a lease; returns the current holder when someone else holds it. */
+  acquireLease(target: KubeTarget, name: string, holder: string, note: string, canTakeOver?: (holder: string) => Promise<boolean>): Promise<{ acquired: boolean; holder?: string; note?: string; since?: string }>;
+  releaseLease(target: KubeTarget, name: string, holder: string): Promise<boolean>;
+}

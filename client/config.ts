@@ -1,5 +1,6 @@
 /** Loads slipway.yaml and turns a start request into the workflow's release plan, refusing bad input first. */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import {
@@ -12,9 +13,10 @@ import {
   scanPlanOf,
   slipwayConfigSchema,
   versionSchema,
+  type DeployConfig,
   type SlipwayConfig,
 } from '../workflows/config';
-import { releaseInputSchema, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
+import { releaseInputSchema, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -53,6 +55,38 @@ export const startRequestSchema = z.strictObject({
 });
 export type StartRequest = z.infer<typeof startRequestSchema>;
 
+/** A validated deploy section as the workflow uses it: durations in milliseconds, smoke URLs filled in. */
+export function deployPlanOf(d: DeployConfig, target: { context: string; namespace: string }, service: string, values: Record<string, unknown>): DeployPlan {
+  const ms = (text: string) => parseDuration(text)!;
+  return {
+    target,
+    timeoutMs: ms(d.timeout),
+    whenBusy: d.whenBusy,
+    busyTimeoutMs: ms(d.busyTimeout),
+    smoke: d.smoke.map((c) =>
+      c.type === 'rollout'
+        ? c
+        : c.type === 'helm-test'
+          ? { type: c.type, timeoutMs: ms(c.timeout) }
+          : { type: c.type, url: c.url.replaceAll('{service}', service).replaceAll('{namespace}', target.namespace), expectStatus: c.expectStatus, timeoutMs: ms(c.timeout) },
+    ),
+    values,
+  };
+}
+
+/**
+ * The chart must exist in the repository (the directory holding slipway.yaml): a missing chart is refused before
+ * anything is built, pushed or deployed. The builder checks again where it packages (symlinks included).
+ */
+export function checkChart(cfg: SlipwayConfig, service: string, repoRoot: string): void {
+  const chart = cfg.services[service]?.chart;
+  if (!chart) return;
+  const dir = resolve(repoRoot, chart.path);
+  if (!existsSync(join(dir, 'Chart.yaml'))) {
+    throw new UsageError(`services.${service}.chart.path: no Helm chart at "${chart.path}" (expected ${join(dir, 'Chart.yaml')})`);
+  }
+}
+
 /** Checks the request against the schema and the configuration; returns the plan the workflow runs. */
 export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
   const r = startRequestSchema.safeParse(raw);
@@ -85,6 +119,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
           }
         : undefined,
       scan: env.scan ? scanPlanOf(env.scan) : undefined,
+      deploy: env.kubeContext && env.namespace && svc.chart ? deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }) : undefined,
     };
   });
   const input: ReleaseInput = {
@@ -93,6 +128,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
     gitSha: req.gitSha,
     requester: req.requester,
     source: svc.source,
+    ...(svc.chart && environments.some((e) => e.deploy) ? { chart: { path: svc.chart.path, repository: svc.chart.repository ?? `charts/${repository}` } } : {}),
     environments,
     ...(req.image ? { image: req.image } : { build: { context: svc.build.context, dockerfile: svc.build.dockerfile, args: svc.build.args } }),
   };

@@ -47,6 +47,29 @@ if [ ! -x "$BIN/trivy-fixture-db" ] || [ tools/trivy-fixture-db/main.go -nt "$BI
   (cd tools/trivy-fixture-db && go build -o "$BIN/trivy-fixture-db" .)
 fi
 
+# Local Kubernetes (docs/local-kubernetes.md): kwok simulates nodes and pods; the control plane is the real one.
+if [ ! -x "$BIN/kwokctl" ] || [ ! -x "$BIN/kwok" ]; then
+  log "go install sigs.k8s.io/kwok v0.8.0 (first time: ~2 min)"
+  GOBIN="$BIN" go install sigs.k8s.io/kwok/cmd/kwok@v0.8.0 sigs.k8s.io/kwok/cmd/kwokctl@v0.8.0
+fi
+if [ ! -x "$BIN/helm" ]; then
+  log "go install helm.sh/helm/v3 v3.21.4 (first time: ~2 min)"
+  GOBIN="$BIN" go install -ldflags "-X helm.sh/helm/v3/internal/version.version=v3.21.4" helm.sh/helm/v3/cmd/helm@v3.21.4
+fi
+# etcd 3.6 from its Go module (Debian's 3.4 lacks the watch progress requests that kube 1.36 clients make).
+if [ ! -x "$BIN/etcd" ]; then
+  log "building etcd v3.6.16 (first time: ~1 min)"
+  (cd tools/etcd && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$BIN/" ./cmd/etcd)
+fi
+# A stamp of the wrapper module's content (not its mtime, which a fresh clone resets) decides a rebuild.
+kube_stamp=$(cat tools/kube/go.mod tools/kube/build.sh tools/kube/cmd/*/main.go | sha256sum | cut -c1-16)
+if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || [ ! -x "$BIN/kube-scheduler" ] \
+   || [ "$(cat "$BIN/kube.stamp" 2>/dev/null)" != "$kube_stamp" ]; then
+  log "building kube-apiserver, kube-controller-manager, kube-scheduler v1.36.3 (first time: ~7 min)"
+  bash tools/kube/build.sh "$BIN"
+  echo "$kube_stamp" > "$BIN/kube.stamp"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   # npm 11 can write a lock that its own `npm ci` then calls out of sync (@swc/core's optional platform packages);

@@ -3,7 +3,7 @@
  * Pure (zod only): the CLI, the workers and the workflow share it, and it never touches the file system.
  */
 import { z } from 'zod';
-import { IDENTITY_RE, IMAGE_REF_RE, NAME_RE, REPO_PATH_RE, REPOSITORY_RE, VERSION_RE } from './rules';
+import { IDENTITY_RE, IMAGE_REF_RE, KUBE_CONTEXT_RE, NAME_RE, REPO_PATH_RE, REPOSITORY_RE, RESERVED_VALUE_KEYS, VERSION_RE } from './rules';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
 export const nameSchema = z
@@ -53,6 +53,22 @@ export const imageRefSchema = z
   );
 
 export const digestSchema = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 lower-case hex digits>');
+
+export const kubeContextSchema = z
+  .string()
+  .regex(KUBE_CONTEXT_RE, 'must be a kube context name from the workers\' kubeconfig (letters, digits, . _ @ : / -)');
+
+/** Helm values: plain data, at most 64 KB, and never the image (slipway deploys the release's digest). */
+export const chartValuesSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((v, ctx) => {
+    for (const k of Object.keys(v)) {
+      if (RESERVED_VALUE_KEYS.includes(k)) {
+        ctx.addIssue({ code: 'custom', path: [k], message: `is set by slipway on every deploy (the release's scanned digest and identity) and cannot be overridden` });
+      }
+    }
+    if (JSON.stringify(v).length > 65_536) ctx.addIssue({ code: 'custom', message: 'must be at most 64 KB as JSON' });
+  });
 
 /** "90s", "30m", "72h", "2d", "500ms" → milliseconds. */
 export function parseDuration(text: string): number | undefined {
@@ -127,8 +143,31 @@ export function scanPlanOf(p: ScanPolicyConfig): { failOn: ScanPolicyConfig['fai
   return { failOn: p.failOn, onlyFixed: p.onlyFixed, allow: p.allow, ...(p.rescanAfter ? { rescanAfterMs: parseDuration(p.rescanAfter)! } : {}) };
 }
 
+const smokeConfigSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('rollout') }),
+  z.strictObject({ type: z.literal('helm-test'), timeout: durationSchema.default('5m') }),
+  z.strictObject({
+    type: z.literal('http'),
+    // {service} and {namespace} are filled in; the default reaches the service through cluster DNS.
+    url: z.string().max(2048).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').default('http://{service}.{namespace}.svc/healthz'),
+    expectStatus: z.number().int().min(100).max(599).default(200),
+    timeout: durationSchema.default('30s'),
+  }),
+]);
+
+export const deployConfigSchema = z.strictObject({
+  timeout: durationSchema.default('5m'),
+  whenBusy: z.enum(['wait', 'refuse']).default('wait'),
+  busyTimeout: durationSchema.default('30m'),
+  smoke: z.array(smokeConfigSchema).default([{ type: 'rollout' }, { type: 'http', url: 'http://{service}.{namespace}.svc/healthz', expectStatus: 200, timeout: '30s' }]),
+});
+
 export const environmentConfigSchema = z.strictObject({
   registry: nameSchema,
+  /** The cluster (a context in the workers' kubeconfig) and namespace this environment deploys to. */
+  kubeContext: kubeContextSchema.optional(),
+  namespace: nameSchema.optional(),
+  deploy: deployConfigSchema.prefault({}),
   imagePrefix: z
     .string()
     .regex(/^([a-z0-9]+(?:[._-][a-z0-9]+)*\/)*$/, 'must be empty or repository path segments ending in "/", e.g. prod/')
@@ -142,6 +181,16 @@ const buildArgName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be 
 
 export const serviceConfigSchema = z.strictObject({
   repository: repositorySchema.optional(),
+  chart: z
+    .strictObject({
+      path: repoPathSchema,
+      /** The OCI repository the packaged chart is pushed to, in the first environment's registry. */
+      repository: repositorySchema.optional(),
+      values: chartValuesSchema.default({}),
+      /** Per-environment values, merged over `values`. */
+      environments: z.record(nameSchema, chartValuesSchema).default({}),
+    })
+    .optional(),
   source: z.string().url('must be a URL').max(512).optional(),
   build: z.strictObject({
     context: repoPathSchema,
@@ -199,9 +248,20 @@ export const slipwayConfigSchema = z
       if (!cfg.environments[env]) ctx.addIssue({ code: 'custom', path: ['pipeline', i], message: `names unknown environment "${env}"` });
     });
     if (new Set(order).size !== order.length) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: 'must not list an environment twice' });
+    for (const [env, e] of Object.entries(cfg.environments)) {
+      if (Boolean(e.kubeContext) !== Boolean(e.namespace)) {
+        ctx.addIssue({ code: 'custom', path: ['environments', env, e.kubeContext ? 'namespace' : 'kubeContext'], message: 'kubeContext and namespace go together (where this environment deploys)' });
+      }
+    }
+    for (const [svc, s] of Object.entries(cfg.services)) {
+      for (const env of Object.keys(s.chart?.environments ?? {})) {
+        if (!cfg.environments[env]) ctx.addIssue({ code: 'custom', path: ['services', svc, 'chart', 'environments', env], message: `names unknown environment "${env}"` });
+      }
+    }
   });
 
 export type SlipwayConfig = z.infer<typeof slipwayConfigSchema>;
+export type DeployConfig = z.infer<typeof deployConfigSchema>;
 export type RegistryConfig = z.infer<typeof registryConfigSchema>;
 export type ApprovalPolicyConfig = z.infer<typeof approvalPolicySchema>;
 

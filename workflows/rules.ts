@@ -14,6 +14,14 @@ export const IMAGE_REF_RE = new RegExp(
   `^[A-Za-z0-9.-]+(:[0-9]{1,5})?/${repoComponent}(?:/${repoComponent})*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`,
 );
 
+// Kube context names come from kubeconfigs (EKS ARNs hold ":" and "/"); never a path or a flag.
+export const KUBE_CONTEXT_RE = /^[A-Za-z0-9][A-Za-z0-9._@:/-]{0,252}$/;
+
+/** Chart values slipway sets itself on every deploy; an override could deploy an image that was never scanned. */
+export const RESERVED_VALUE_KEYS = ['image', 'slipway'];
+export const reservedValueKeys = (values: unknown): string[] =>
+  values && typeof values === 'object' ? Object.keys(values).filter((k) => RESERVED_VALUE_KEYS.includes(k)) : [];
+
 /** A repo-relative path that cannot escape the repository. */
 export const isSafeRepoPath = (p: string): boolean => REPO_PATH_RE.test(p) && !p.startsWith('/') && !p.split('/').includes('..');
 
@@ -23,7 +31,8 @@ interface InputShape {
   requester?: unknown;
   image?: unknown;
   build?: { context?: unknown; dockerfile?: unknown } | undefined;
-  environments?: { name?: unknown; repository?: unknown }[];
+  chart?: { path?: unknown } | undefined;
+  environments?: { name?: unknown; repository?: unknown; deploy?: { target?: { context?: unknown; namespace?: unknown }; values?: unknown } }[];
 }
 
 /**
@@ -45,6 +54,14 @@ export function releaseInputProblems(input: InputShape): string[] {
   else
     input.environments.forEach((e, i) => {
       if (!str(e?.name) || !NAME_RE.test(e.name) || !str(e?.repository) || !REPOSITORY_RE.test(e.repository)) problems.push(`input.environments.${i}: needs a name and a repository`);
+      const d = e?.deploy;
+      if (!d) return;
+      if (!input.chart) problems.push(`input.environments.${i}.deploy: the release has no chart`);
+      if (!str(d.target?.context) || !KUBE_CONTEXT_RE.test(d.target.context) || !str(d.target?.namespace) || !NAME_RE.test(d.target.namespace)) {
+        problems.push(`input.environments.${i}.deploy.target: needs a kube context name and a namespace`);
+      }
+      for (const k of reservedValueKeys(d.values)) problems.push(`input.environments.${i}.deploy.values.${k}: is set by slipway and cannot be overridden`);
     });
+  if (input.chart && (!str(input.chart.path) || !isSafeRepoPath(input.chart.path))) problems.push('input.chart.path: must be a path inside the repository');
   return problems;
 }

@@ -8,7 +8,9 @@ import {
   digestSchema,
   gitShaSchema,
   identitySchema,
+  chartValuesSchema,
   imageRefSchema,
+  kubeContextSchema,
   nameSchema,
   registryHostSchema,
   repoPathSchema,
@@ -46,12 +48,40 @@ export const scanPlanSchema = z.strictObject({
   rescanAfterMs: z.number().int().positive().optional(),
 });
 
+export const kubeTargetSchema = z.strictObject({ context: kubeContextSchema, namespace: nameSchema });
+export type KubeTargetPlan = z.infer<typeof kubeTargetSchema>;
+
+export const smokeCheckSchema = z.discriminatedUnion('type', [
+  /** The Deployment's rollout is complete: every replica updated and available (Kubernetes API). */
+  z.strictObject({ type: z.literal('rollout') }),
+  /** The chart's Helm test hooks run and succeed. */
+  z.strictObject({ type: z.literal('helm-test'), timeoutMs: z.number().int().positive() }),
+  /** An HTTP GET answers with the expected status (through the service, from where the worker runs). */
+  z.strictObject({ type: z.literal('http'), url: z.string().url().max(2048), expectStatus: z.number().int().min(100).max(599), timeoutMs: z.number().int().positive() }),
+]);
+export type SmokeCheck = z.infer<typeof smokeCheckSchema>;
+
+export const deployPlanSchema = z.strictObject({
+  target: kubeTargetSchema,
+  /** `helm upgrade --wait --timeout`. */
+  timeoutMs: z.number().int().positive(),
+  /** When another release of the service holds the environment: wait for it (up to busyTimeoutMs) or refuse. */
+  whenBusy: z.enum(['wait', 'refuse']),
+  busyTimeoutMs: z.number().int().positive(),
+  smoke: z.array(smokeCheckSchema),
+  /** Chart values for this environment (slipway.yaml's service values merged with the environment's); never the image. */
+  values: chartValuesSchema,
+});
+export type DeployPlan = z.infer<typeof deployPlanSchema>;
+
 export const environmentPlanSchema = z.strictObject({
   name: nameSchema,
   registry: registryRefSchema,
   repository: repositorySchema,
   approval: approvalPlanSchema.optional(),
   scan: scanPlanSchema.optional(),
+  /** Present when the environment is a Kubernetes cluster the release is deployed to with Helm. */
+  deploy: deployPlanSchema.optional(),
 });
 export type EnvironmentPlan = z.infer<typeof environmentPlanSchema>;
 
@@ -71,13 +101,16 @@ export const releaseInputSchema = z
       })
       .optional(),
     image: imageRefSchema.optional(),
+    /** The service's Helm chart: packaged from the repository, pushed as an OCI artifact, deployed by digest. */
+    chart: z.strictObject({ path: repoPathSchema, repository: repositorySchema }).optional(),
     /** Ordered: the first receives the build, each later one is reached by promotion (after its approval). */
     environments: z.array(environmentPlanSchema).min(2),
   })
-  .refine((i) => Boolean(i.build) !== Boolean(i.image), { message: 'exactly one of build or image must be given', path: ['image'] });
+  .refine((i) => Boolean(i.build) !== Boolean(i.image), { message: 'exactly one of build or image must be given', path: ['image'] })
+  .refine((i) => Boolean(i.chart) || i.environments.every((e) => !e.deploy), { message: 'environments deploy with Helm, so the service needs a chart', path: ['chart'] });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
 
-export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote';
+export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'chart' | 'deploy' | 'smoke' | 'rollback';
 export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StageStatus {

@@ -2,10 +2,8 @@
  * The Trivy adapter of the Scanner port: `trivy image --format json` (report schema 2), run with an argument array.
  * Every way it can go wrong is a named, non-retryable failure: a broken scanner never counts as a clean scan.
  */
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { runTool, tail, toolBinary } from '../exec';
 import { parseDuration } from '../../workflows/config';
 import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../workflows/scan-policy';
 import type { RegistryRef } from '../../workflows/types';
@@ -91,21 +89,19 @@ export class TrivyScanner implements Scanner {
     }
     progress({ scanning: req.image, source: req.source });
     const scannedAt = new Date().toISOString();
-    const { stdout, stderr, code, timedOut } = await new Promise<{ stdout: string; stderr: string; code: number | null; timedOut: boolean }>((resolve) => {
-      const child = execFile(this.opts.binary, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: this.opts.timeoutMs + Math.min(30_000, Math.max(2_000, this.opts.timeoutMs / 2)), killSignal: 'SIGKILL' }, (err, out, errOut) => {
-        resolve({ stdout: out, stderr: errOut, code: err ? ((err as any).code ?? 1) : 0, timedOut: Boolean((err as any)?.killed) });
-      });
-      child.on('error', () => undefined);
+    const { stdout, stderr, code, timedOut } = await runTool(this.opts.binary, args, {
+      env,
+      timeoutMs: this.opts.timeoutMs + Math.min(30_000, Math.max(2_000, this.opts.timeoutMs / 2)),
     });
-    const tail = stderr.trim().split('\n').slice(-5).join('\n');
-    if (timedOut || /context deadline exceeded|timeout/i.test(tail)) {
-      throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${tail}`, 'ScannerTimeoutError');
+    const last = tail(stderr);
+    if (timedOut || /context deadline exceeded|timeout/i.test(last)) {
+      throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${last}`, 'ScannerTimeoutError');
     }
     if (code !== 0) {
-      if (/skip-db-update|DB|database|db\.Init|metadata/i.test(tail)) {
-        throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${tail}`, 'ScannerDatabaseError');
+      if (/skip-db-update|DB|database|db\.Init|metadata/i.test(last)) {
+        throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${last}`, 'ScannerDatabaseError');
       }
-      throw new ScannerError(`trivy failed (exit ${code}) scanning ${req.image}: ${tail}`, 'ScannerFailedError');
+      throw new ScannerError(`trivy failed (exit ${code}) scanning ${req.image}: ${last}`, 'ScannerFailedError');
     }
     return parseTrivyReport(stdout, req.image, scannedAt);
   }
@@ -113,10 +109,8 @@ export class TrivyScanner implements Scanner {
 
 /** Worker-side settings: SLIPWAY_TRIVY_BIN, SLIPWAY_TRIVY_CACHE_DIR, SLIPWAY_TRIVY_DB_REPOSITORY, SLIPWAY_TRIVY_TIMEOUT. */
 export function trivyOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): TrivyOptions {
-  const onPath = (env.PATH ?? '').split(delimiter).map((d) => join(d, 'trivy')).find((p) => existsSync(p));
-  const home = env.SLIPWAY_HOME ?? join(homedir(), '.cache', 'slipway');
   return {
-    binary: env.SLIPWAY_TRIVY_BIN ?? onPath ?? join(home, 'bin', 'trivy'),
+    binary: toolBinary('trivy', env.SLIPWAY_TRIVY_BIN, env),
     cacheDir: env.SLIPWAY_TRIVY_CACHE_DIR,
     dbRepository: env.SLIPWAY_TRIVY_DB_REPOSITORY,
     timeoutMs: parseDuration(env.SLIPWAY_TRIVY_TIMEOUT ?? '10m') ?? 600_000,

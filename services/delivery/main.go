@@ -80,7 +80,28 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
+// check is the image's own smoke test (`/delivery check <url>`): a FROM-scratch image has no curl, and the chart's
+// Helm test hook runs the release image itself.
+func check(url string) int {
+	client := &http.Client{Timeout: 10 * time.Second}
+	res, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "check:", err)
+		return 1
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "check:", url, "answered", res.Status)
+		return 1
+	}
+	fmt.Println("check:", url, "ok")
+	return 0
+}
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "check" {
+		os.Exit(check(os.Args[2]))
+	}
 	version := os.Getenv("VERSION")
 	errorRate := envFloat("ERROR_RATE", 0)
 	latency := time.Duration(envFloat("LATENCY_MS", 0) * float64(time.Millisecond))

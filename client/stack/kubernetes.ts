@@ -1,0 +1,107 @@
+/**
+ * Local Kubernetes clusters for the deploy stages: kwok clusters (`--runtime binary`) whose kube-apiserver,
+ * controller-manager and scheduler are the real ones built from Go modules, with etcd from Debian. kwok simulates
+ * nodes and pods, so rollouts, probes' readiness and Jobs complete as API state while no container runs.
+ * QA and production are separate clusters (separate kube contexts), as in the reference architecture.
+ * Idempotent: a running cluster is reused, a stopped one restarted, a missing one created.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { findBinary, portOpen, slipwayHome, stateDir } from './process';
+
+const run = promisify(execFile);
+
+export const LOCAL_CLUSTERS = ['qa', 'prod'] as const;
+export const clusterName = (env: string): string => `slipway-${env}`;
+export const contextName = (env: string): string => `kwok-${clusterName(env)}`;
+
+export interface ClustersEndpoint {
+  kubeconfig: string;
+  contexts: Record<string, string>;
+  /** What happened to each cluster: reused (running), started (was stopped), created. */
+  actions: Record<string, 'reused' | 'started' | 'created'>;
+  ms: number;
+}
+
+function binaries(): Record<string, string> {
+  const need = ['kwokctl', 'kwok', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'etcd'];
+  const found: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const n of need) {
+    // slipway's own etcd 3.6 first: a distribution's older etcd breaks the controllers' watches.
+    const own = join(slipwayHome(), 'bin', n);
+    const p = existsSync(own) ? own : findBinary(n);
+    if (p) found[n] = p;
+    else missing.push(n);
+  }
+  if (missing.length) throw new Error(`local Kubernetes needs ${missing.join(', ')}: run scripts/install.sh (it builds them from the Go module proxy; see docs/local-kubernetes.md)`);
+  return found;
+}
+
+export function kubeconfigPath(): string {
+  return join(stateDir('kwok'), 'kubeconfig');
+}
+
+async function kwokctl(args: string[], timeoutMs = 240_000): Promise<string> {
+  const bin = binaries();
+  const { stdout } = await run(bin.kwokctl, args, { env: { ...process.env, KWOK_WORKDIR: stateDir('kwok') }, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
+/** Whether the cluster's apiserver accepts connections (the port comes from kwokctl's per-cluster kubeconfig). */
+async function apiAnswers(name: string): Promise<boolean> {
+  const file = join(stateDir('kwok'), 'clusters', name, 'kubeconfig.yaml');
+  if (!existsSync(file)) return false;
+  const m = /server:\s*https?:\/\/([^:\s]+):(\d+)/.exec(readFileSync(file, 'utf8'));
+  return Boolean(m) && portOpen(Number(m![2]), m![1]);
+}
+
+export async function ensureClusters(envs: readonly string[] = LOCAL_CLUSTERS): Promise<ClustersEndpoint> {
+  const started = Date.now();
+  const bin = binaries();
+  const kubeconfig = kubeconfigPath();
+  const actions: ClustersEndpoint['actions'] = {};
+  const existing = (await kwokctl(['get', 'clusters'])).split('\n').map((s) => s.trim()).filter(Boolean);
+  // Sequential: two control planes starting at once on two cores slow each other more than they gain.
+  for (const env of envs) {
+    const name = clusterName(env);
+    if (existing.includes(name) && existsSync(join(stateDir('kwok'), 'clusters', name, 'kubeconfig.yaml'))) {
+      if (await apiAnswers(name)) {
+        actions[env] = 'reused';
+        continue;
+      }
+      await kwokctl(['start', 'cluster', '--name', name, '--wait', '3m']);
+      actions[env] = 'started';
+      continue;
+    }
+    await kwokctl([
+      'create', 'cluster', '--name', name, '--runtime', 'binary', '--kubeconfig', kubeconfig,
+      '--etcd-binary', bin.etcd, '--kube-apiserver-binary', bin['kube-apiserver'],
+      '--kube-controller-manager-binary', bin['kube-controller-manager'], '--kube-scheduler-binary', bin['kube-scheduler'],
+      '--kwok-controller-binary', bin.kwok, '--wait', '3m',
+    ]);
+    // Two simulated nodes, so a Deployment of two replicas spreads and scheduling is real work.
+    await kwokctl(['--name', name, 'scale', 'node', '--replicas', '2']);
+    actions[env] = 'created';
+  }
+  return { kubeconfig, contexts: Object.fromEntries(envs.map((e) => [e, contextName(e)])), actions, ms: Date.now() - started };
+}
+
+export async function stopClusters(envs: readonly string[] = LOCAL_CLUSTERS): Promise<string[]> {
+  if (!findBinary('kwokctl')) return [];
+  const stopped: string[] = [];
+  for (const env of envs) {
+    const name = clusterName(env);
+    if (await apiAnswers(name)) {
+      await kwokctl(['stop', 'cluster', '--name', name]);
+      stopped.push(name);
+    }
+  }
+  return stopped;
+}
+
+export async function deleteClusters(envs: readonly string[] = LOCAL_CLUSTERS): Promise<void> {
+  for (const env of envs) await kwokctl(['delete', 'cluster', '--name', clusterName(env), '--kubeconfig', kubeconfigPath()]).catch(() => undefined);
+}
