@@ -4,6 +4,18 @@ import type {
   BuildImageResult,
   CopyImageInput,
   CopyImageResult,
+  DeployChartInput,
+  DeployChartResult,
+  DeployedState,
+  DeployLockInput,
+  DeployLockResult,
+  InspectDeployInput,
+  PackageChartInput,
+  PackageChartResult,
+  RollbackInput,
+  RollbackResult,
+  SmokeTestInput,
+  SmokeTestResult,
   PushImageInput,
   PushImageResult,
   ScanImageInput,
@@ -19,4 +31,16 @@ export interface SlipwayActivities {
   scanImage(input: ScanImageInput): Promise<ScanReport>;
   /** Copies a manifest (and what it references) to another repository or registry without pulling it. */
   copyImage(input: CopyImageInput): Promise<CopyImageResult>;
+  /** Packages the service's chart (version = release version) and pushes it as an OCI artifact; runs on builders. */
+  packageChart(input: PackageChartInput): Promise<PackageChartResult>;
+  /** The revision deployed in an environment before the release touches it. */
+  inspectDeploy(input: InspectDeployInput): Promise<DeployedState>;
+  /** `helm upgrade --install --wait` of the chart by digest with the image by digest; idempotent across retries. */
+  deployChart(input: DeployChartInput): Promise<DeployChartResult>;
+  /** Returns an environment to the revision captured before the release (or uninstalls when there was none). */
+  rollbackDeploy(input: RollbackInput): Promise<RollbackResult>;
+  smokeTest(input: SmokeTestInput): Promise<SmokeTestResult>;
+  /** One release per service per environment: a Kubernetes Lease held by the release's workflow id. */
+  acquireDeployLock(input: DeployLockInput): Promise<DeployLockResult>;
+  releaseDeployLock(input: DeployLockInput): Promise<{ released: boolean }>;
 }

@@ -2,11 +2,9 @@
  * Activity implementations. Each checks its input with the shared zod schema, heartbeats its progress, and
  * turns adapter errors into Temporal failures (non-retryable where retrying cannot help).
  */
-import { ApplicationFailure, Context } from '@temporalio/activity';
-import { realpathSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative } from 'node:path';
-import type { ZodType } from 'zod';
-import { formatIssues } from '../workflows/config';
+import { ApplicationFailure } from '@temporalio/activity';
+import { check, heartbeat, resolveInside, signal } from './common';
+import { statSync } from 'node:fs';
 import { ErrorTypes } from '../workflows/errors';
 import { hostQueue } from '../workflows/queues';
 import {
@@ -23,46 +21,8 @@ import type { ImageBuilder, Registry, Scanner } from './ports';
 import { ScannerError } from './scanner/trivy';
 
 export type { SlipwayActivities } from './contract';
-
-function check<T>(schema: ZodType<T>, input: unknown, name: string): T {
-  const r = schema.safeParse(input);
-  if (!r.success) throw ApplicationFailure.nonRetryable(`${name}: invalid input\n${formatIssues(r.error, 'input')}`, ErrorTypes.InvalidInput);
-  return r.data;
-}
-
-/** Heartbeats carry the latest progress; a retried attempt can read what the previous one reached. */
-function heartbeat(details: Record<string, unknown>): void {
-  try {
-    Context.current().heartbeat(details);
-  } catch {
-    /* outside an activity (unit tests) */
-  }
-}
-
-function signal(): AbortSignal | undefined {
-  try {
-    return Context.current().cancellationSignal;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Resolves a repo-relative path inside the workspace, refusing anything (symlinks included) that escapes it. */
-export function resolveInside(workspace: string, rel: string, what: string): string {
-  const root = realpathSync(workspace);
-  const full = join(root, rel);
-  let real: string;
-  try {
-    real = realpathSync(full);
-  } catch {
-    throw ApplicationFailure.nonRetryable(`${what} "${rel}" does not exist in the workspace ${root}`, ErrorTypes.InvalidInput);
-  }
-  const r = relative(root, real);
-  if (r.startsWith('..') || isAbsolute(r)) {
-    throw ApplicationFailure.nonRetryable(`${what} "${rel}" resolves outside the workspace`, ErrorTypes.InvalidInput);
-  }
-  return real;
-}
+export { resolveInside } from './common';
+export { createChartActivities, createDeployActivities, releaseIsRunning } from './deploy';
 
 export interface BuilderDeps {
   builder: ImageBuilder;

@@ -20,6 +20,27 @@ export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'be
   async copyImage(i) {
     return { source: i.source, target: i.target, digest, mediaType: 'noop', manifests: 1, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
   },
+  async packageChart(i) {
+    return { reference: `${i.registry.host}/${i.repository}@${digest}`, repository: i.repository, digest, chart: i.service, version: i.version, size: 0 };
+  },
+  async inspectDeploy() {
+    return { revision: 0 };
+  },
+  async deployChart(i) {
+    return { release: i.service, revision: 1, resumed: false, image: `${i.image.repository}@${i.image.digest}`, replicas: 1, available: 1, durationMs: 0 };
+  },
+  async rollbackDeploy(i) {
+    return { action: 'nothing-to-do', toRevision: i.toRevision, note: 'noop' };
+  },
+  async smokeTest(i) {
+    return { check: i.check.type, detail: 'noop', durationMs: 0 };
+  },
+  async acquireDeployLock() {
+    return { acquired: true, waitedMs: 0 };
+  },
+  async releaseDeployLock() {
+    return { released: true };
+  },
 });
 
 async function main(): Promise<void> {

@@ -1,5 +1,7 @@
 /** The real activities, as a worker builds them, pointed at the test stack (Docker, registries, fixture Trivy DB). */
-import { createBuilderActivities, createRegistryActivities, createScanActivities } from '../activities';
+import { createBuilderActivities, createChartActivities, createDeployActivities, createRegistryActivities, createScanActivities } from '../activities';
+import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
+import { KubeCluster } from '../activities/kubernetes/cluster';
 import type { SlipwayActivities } from '../activities/contract';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import type { CredentialStore } from '../activities/registry/credentials';
@@ -9,13 +11,24 @@ import { dockerFromEnv } from '../workers/builder';
 import { ROOT } from './helpers';
 import { testStack } from './setup/stack-info';
 
-export function realActivities(credentials: CredentialStore, hostId: string, trivy: Partial<TrivyOptions> = {}): SlipwayActivities {
+export function realActivities(
+  credentials: CredentialStore,
+  hostId: string,
+  trivy: Partial<TrivyOptions> = {},
+  deploy: { holderActive?: (holder: string) => Promise<boolean> } = {},
+): SlipwayActivities {
   const stack = testStack();
+  // The local clusters' kubeconfig (test/setup started them); helm and client-node both read KUBECONFIG.
+  process.env.KUBECONFIG = stack.kubeconfig;
+  const deployer = new HelmDeployer(helmOptionsFromEnv());
   const docker = dockerFromEnv({ DOCKER_HOST: stack.docker });
   const scanner = new TrivyScanner({ ...trivyOptionsFromEnv({ ...process.env, DOCKER_HOST: stack.docker }), cacheDir: stack.trivyCache, timeoutMs: 120_000, ...trivy }, credentials);
   return {
     ...createBuilderActivities({ builder: new DockerImageBuilder(docker, credentials), hostId, workspace: ROOT }),
     ...createRegistryActivities({ registries: registryFactory({ credentials }) }),
     ...createScanActivities({ scanner }),
+    ...createChartActivities({ deployer, credentials, workspace: ROOT }),
+    // A lock holder counts as alive unless a test says otherwise (tests run many releases side by side).
+    ...createDeployActivities({ deployer, cluster: new KubeCluster(), credentials, holderActive: deploy.holderActive, pollMs: 500 }),
   };
 }

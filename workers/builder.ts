@@ -5,7 +5,8 @@
 import Docker from 'dockerode';
 import { hostname } from 'node:os';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createBuilderActivities, createScanActivities } from '../activities';
+import { createBuilderActivities, createChartActivities, createScanActivities } from '../activities';
+import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
@@ -35,12 +36,10 @@ export function dockerFromEnv(env: NodeJS.ProcessEnv = process.env): Docker {
 export async function createBuilderWorkers(opts: BuilderOptions): Promise<Worker[]> {
   const hostId = opts.hostId ?? process.env.SLIPWAY_BUILDER_ID ?? hostname();
   const credentials = opts.credentials ?? new EnvCredentialStore();
+  const workspace = opts.workspace ?? process.env.SLIPWAY_WORKSPACE ?? process.cwd();
   const activities = {
-    ...createBuilderActivities({
-      builder: new DockerImageBuilder(opts.docker ?? dockerFromEnv(), credentials),
-      hostId,
-      workspace: opts.workspace ?? process.env.SLIPWAY_WORKSPACE ?? process.cwd(),
-    }),
+    ...createBuilderActivities({ builder: new DockerImageBuilder(opts.docker ?? dockerFromEnv(), credentials), hostId, workspace }),
+    ...createChartActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), credentials, workspace }),
     ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
   };
   const common = { connection: opts.connection, namespace: opts.namespace, activities };

@@ -1,8 +1,10 @@
-/** The orchestrator worker: the release workflow and the registry activities (promotion by manifest copy). */
+/** The orchestrator worker: the release workflow, promotion by manifest copy, registry scans, Helm deploys. */
 import { DefaultAzureCredential } from '@azure/identity';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createRegistryActivities, createScanActivities } from '../activities';
+import { createDeployActivities, createRegistryActivities, createScanActivities, releaseIsRunning } from '../activities';
+import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
+import { KubeCluster } from '../activities/kubernetes/cluster';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
@@ -33,7 +35,12 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: { ...createRegistryActivities({ registries }), ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }) },
+    activities: {
+      ...createRegistryActivities({ registries }),
+      ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
+      // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).
+      ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster: new KubeCluster(), credentials, holderActive: releaseIsRunning }),
+    },
   });
 }
 

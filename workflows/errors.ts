@@ -14,6 +14,15 @@ export const ErrorTypes = {
   StageFailed: 'StageFailedError',
   ApprovalRefused: 'ApprovalRefusedError',
   ScanPolicyViolation: 'ScanPolicyViolationError',
+  /** The rollout did not become ready (progress deadline, Helm's --wait timeout); the reasons are in the message. */
+  RolloutFailed: 'RolloutFailedError',
+  /** Helm refused the chart or its values (a template error, an invalid object). */
+  DeployFailed: 'DeployFailedError',
+  SmokeTestFailed: 'SmokeTestFailedError',
+  /** Another release of the service holds the environment and the policy is to refuse. */
+  EnvironmentBusy: 'EnvironmentBusyError',
+  /** A kube context the worker's kubeconfig does not have, or a cluster that refuses the worker. */
+  ClusterConfig: 'ClusterConfigError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -24,4 +33,9 @@ export const NON_RETRYABLE_ACTIVITY_ERRORS: string[] = [
   ErrorTypes.ImageNotFound,
   ErrorTypes.DigestMismatch,
   ErrorTypes.RegistryAuth,
+  ErrorTypes.RolloutFailed,
+  ErrorTypes.DeployFailed,
+  ErrorTypes.SmokeTestFailed,
+  ErrorTypes.EnvironmentBusy,
+  ErrorTypes.ClusterConfig,
 ];

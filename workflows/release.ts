@@ -1,5 +1,6 @@
 /**
- * The release workflow: build → push → (per later environment: approval → promote by digest).
+ * The release workflow: build → scan → push → chart → deploy + smoke (first environment) → per later environment:
+ * approval → scan → promote by digest → deploy + smoke. A failure or abort after a deploy rolls back what it touched.
  * Deterministic only: all I/O is in activities, all time is workflow time.
  */
 import {
@@ -13,6 +14,7 @@ import {
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
   type RetryPolicy,
 } from '@temporalio/workflow';
 import type { SlipwayActivities } from '../activities/contract';
@@ -27,12 +29,17 @@ import type {
   AbortRequest,
   ApprovalRequest,
   ApprovalResponse,
+  DeployLockInput,
+  DeployLockResult,
+  DeploymentRecord,
   EnvironmentPlan,
   InboxEntry,
   ReleaseInput,
   ReleasePhase,
   ReleaseResult,
   ReleaseStatus,
+  RollbackResult,
+  SmokeTestResult,
   StageKind,
   StageStatus,
 } from './types';
@@ -51,6 +58,15 @@ const hostScanActs = (taskQueue: string) =>
 const hostActs = (taskQueue: string) =>
   proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry, scheduleToStartTimeout: '10m' });
 
+// Kubernetes steps: a cluster that stays unreachable ends the release (and its rollbacks) instead of retrying forever.
+const kubeRetry: RetryPolicy = { ...retry, maximumAttempts: 5 };
+const kubeActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: kubeRetry });
+const deployActs = (timeoutMs: number) =>
+  proxyActivities<SlipwayActivities>({ startToCloseTimeout: timeoutMs + 180_000, heartbeatTimeout: '30s', retry: kubeRetry });
+// The lock waits inside the activity; scheduleToClose bounds the whole wait, retries included.
+const lockActs = (busyTimeoutMs: number) =>
+  proxyActivities<SlipwayActivities>({ scheduleToCloseTimeout: busyTimeoutMs + 60_000, heartbeatTimeout: '30s', retry: { ...retry, maximumAttempts: 10 } });
+
 const iso = (ms: number = Date.now()): string => new Date(ms).toISOString();
 const refOf = (env: EnvironmentPlan, tagOrDigest: string): string =>
   `${env.registry.host}/${env.repository}${tagOrDigest.startsWith('sha256:') ? '@' : ':'}${tagOrDigest}`;
@@ -64,13 +80,23 @@ class Release {
     const stages: StageStatus[] = [];
     const add = (id: string, kind: StageKind, environment?: string) => stages.push({ id, kind, environment, state: 'pending' });
     const first = input.environments[0];
+    const deploys = input.environments.some((e) => e.deploy);
+    const addDeploy = (env: EnvironmentPlan) => {
+      if (!env.deploy) return;
+      add(`deploy:${env.name}`, 'deploy', env.name);
+      if (env.deploy.smoke.length) add(`smoke:${env.name}`, 'smoke', env.name);
+    };
+    if (deploys) add('preflight', 'preflight');
     if (input.build) add('build', 'build');
     if (first.scan) add('scan', 'scan', first.name);
     add(input.build ? 'push' : 'import', input.build ? 'push' : 'import', first.name);
+    if (deploys) add('chart', 'chart');
+    addDeploy(first);
     for (const env of input.environments.slice(1)) {
       if (env.approval) add(`approval:${env.name}`, 'approval', env.name);
       if (env.scan) add(`scan:${env.name}`, 'scan', env.name);
       add(`promote:${env.name}`, 'promote', env.name);
+      addDeploy(env);
     }
     this.status = {
       service: input.service,
@@ -89,6 +115,11 @@ class Release {
     const s = this.status.stages.find((x) => x.id === id);
     if (!s) throw new Error(`no stage ${id}`);
     return s;
+  }
+
+  /** Stages that exist only when something goes wrong (rollbacks) are added when they start. */
+  addStage(id: string, kind: StageKind, environment?: string): void {
+    if (!this.status.stages.some((x) => x.id === id)) this.status.stages.push({ id, kind, environment, state: 'pending' });
   }
 
   begin(id: string, state: 'running' | 'waiting' = 'running'): void {
@@ -147,10 +178,13 @@ class Release {
     upsertSearchAttributes([{ key: SA.digest, value: digest }]);
   }
 
+  /** Appended to the final error: what compensation could not undo. */
+  note?: string;
+
   finish(phase: ReleasePhase, error?: string): void {
     this.status.phase = phase;
     this.status.endedAt = iso();
-    if (error) this.status.error = error;
+    if (error) this.status.error = this.note ? `${error}\n${this.note}` : error;
     this.status.awaitingApproval = undefined;
     for (const s of this.status.stages) if (s.state === 'pending') s.state = 'skipped';
     this.publishInbox();
@@ -212,12 +246,17 @@ export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseRe
     pipeline.cancel();
   });
 
+  const deploys = new Deploys(input, release);
   try {
-    await pipeline.run(() => runPipeline(input, release, () => rejection));
+    await pipeline.run(() => runPipeline(input, release, () => rejection, deploys));
+    await deploys.unlockAll();
     release.finish('succeeded');
     log.info('release succeeded', { digest: status.digest });
     return status;
   } catch (err) {
+    // Compensation: every environment this release touched goes back to the revision it found there.
+    release.note = await deploys.rollBackAll(abort ? `aborted by ${abort.by}: ${abort.reason}` : messageOf(err));
+    await deploys.unlockAll();
     if (abort && isCancellation(err)) {
       release.finish('aborted', `aborted by ${abort.by}: ${abort.reason}`);
       throw ApplicationFailure.nonRetryable(status.error!, ErrorTypes.ReleaseAborted, status);
@@ -233,10 +272,18 @@ export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseRe
   }
 }
 
-async function runPipeline(input: ReleaseInput, release: Release, rejected: () => { by: string; comment?: string } | undefined): Promise<void> {
+async function runPipeline(
+  input: ReleaseInput,
+  release: Release,
+  rejected: () => { by: string; comment?: string } | undefined,
+  deploys: Deploys,
+): Promise<void> {
   const status = release.status;
   const [first, ...later] = input.environments;
   const landing = refOf(first, input.version);
+
+  // Before anything is built or pushed: every cluster is known to the workers and answers.
+  if (deploys.any) await release.run('preflight', () => deploys.preflight());
 
   let lastScan: ScanReport | undefined;
   /** Runs a scan stage: obtains a report (fresh or reused), judges it by `env`'s policy, fails before any push. */
@@ -329,6 +376,14 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
     status.references[first.name] = landing;
   }
 
+  if (deploys.any) {
+    const chart = await release.run('chart', () =>
+      buildActs.packageChart({ service: input.service, version: input.version, chartPath: input.chart!.path, registry: first.registry, repository: input.chart!.repository }),
+    );
+    status.chart = { reference: chart.reference, digest: chart.digest };
+  }
+  if (first.deploy) await deploys.deploy(first, later.length > 0);
+
   let from = first;
   for (const env of later) {
     if (env.approval) await awaitApproval(env, release, rejected);
@@ -357,6 +412,145 @@ async function runPipeline(input: ReleaseInput, release: Release, rejected: () =
     );
     status.references[env.name] = refOf(env, input.version);
     from = env;
+    if (env.deploy) await deploys.deploy(env, env !== later[later.length - 1]);
+  }
+}
+
+interface Touched {
+  env: EnvironmentPlan;
+  previousRevision: number;
+}
+
+/**
+ * The deploy side of a release: one lock per environment (a Lease named after the service), the revision found
+ * before each deploy, and the rollbacks when the release fails or is aborted after touching an environment.
+ */
+class Deploys {
+  readonly any: boolean;
+  private readonly touched: Touched[] = [];
+  private readonly locks = new Map<string, DeployLockInput>();
+  private readonly releaseId = workflowInfo().workflowId;
+
+  constructor(
+    private readonly input: ReleaseInput,
+    private readonly release: Release,
+  ) {
+    this.any = input.environments.some((e) => e.deploy);
+  }
+
+  private lockInput(env: EnvironmentPlan, whenBusy: 'wait' | 'refuse' = env.deploy!.whenBusy): DeployLockInput {
+    return { service: this.input.service, environment: env.name, target: env.deploy!.target, holder: this.releaseId, whenBusy, note: `${this.input.version} by ${this.input.requester}` };
+  }
+
+  async preflight(): Promise<Record<string, unknown>> {
+    const found: Record<string, unknown> = {};
+    for (const env of this.input.environments.filter((e) => e.deploy)) {
+      const state = await kubeActs.inspectDeploy({ service: this.input.service, target: env.deploy!.target });
+      found[env.name] = { context: env.deploy!.target.context, namespace: env.deploy!.target.namespace, deployed: state };
+    }
+    return { environments: found };
+  }
+
+  private async lock(env: EnvironmentPlan, whenBusy?: 'wait' | 'refuse'): Promise<DeployLockResult> {
+    const req = this.lockInput(env, whenBusy);
+    try {
+      const r = await lockActs(env.deploy!.busyTimeoutMs).acquireDeployLock(req);
+      this.locks.set(env.name, req);
+      return r;
+    } catch (err) {
+      if ((err as any)?.cause?.name === 'TimeoutFailure') {
+        throw ApplicationFailure.nonRetryable(`${env.name} stayed busy with another release of ${this.input.service} for ${env.deploy!.busyTimeoutMs} ms`, ErrorTypes.EnvironmentBusy);
+      }
+      throw err;
+    }
+  }
+
+  private async unlock(env: string): Promise<void> {
+    const req = this.locks.get(env);
+    if (!req) return;
+    await kubeActs.releaseDeployLock(req);
+    this.locks.delete(env);
+  }
+
+  async unlockAll(): Promise<void> {
+    await CancellationScope.nonCancellable(async () => {
+      for (const env of [...this.locks.keys()]) await this.unlock(env).catch((err) => log.warn('could not release a deploy lock', { env, error: messageOf(err) }));
+    });
+  }
+
+  /** Lock → capture the current revision → upgrade by digest → smoke test. `unlockAfter`: later environments follow. */
+  async deploy(env: EnvironmentPlan, unlockAfter: boolean): Promise<void> {
+    const plan = env.deploy!;
+    const status = this.release.status;
+    const repository = `${env.registry.host}/${env.repository}`;
+    const image = `${repository}@${status.digest}`;
+    await this.release.run(`deploy:${env.name}`, async () => {
+      const lock = await this.lock(env);
+      const before = await kubeActs.inspectDeploy({ service: this.input.service, target: plan.target });
+      this.touched.push({ env, previousRevision: before.revision });
+      const record: DeploymentRecord = { ...plan.target, release: this.input.service, previousRevision: before.revision, image, state: 'deploying' };
+      status.deployments = { ...(status.deployments ?? {}), [env.name]: record };
+      const r = await deployActs(plan.timeoutMs).deployChart({
+        releaseId: this.releaseId,
+        service: this.input.service,
+        version: this.input.version,
+        environment: env.name,
+        target: plan.target,
+        chart: { registry: this.input.environments[0].registry, repository: this.input.chart!.repository, digest: status.chart!.digest },
+        image: { repository, digest: status.digest! },
+        values: plan.values,
+        timeoutMs: plan.timeoutMs,
+        owner: this.input.requester,
+        changeCause: `slipway ${this.input.service} ${this.input.version} (${this.releaseId}) by ${this.input.requester}`,
+      });
+      record.revision = r.revision;
+      record.state = 'deployed';
+      return { ...r, previousRevision: before.revision, ...(before.appVersion ? { previousVersion: before.appVersion } : {}), lock };
+    });
+    if (plan.smoke.length) {
+      await this.release.run(`smoke:${env.name}`, async () => {
+        const checks: SmokeTestResult[] = [];
+        for (const check of plan.smoke) checks.push(await kubeActs.smokeTest({ service: this.input.service, environment: env.name, target: plan.target, check }));
+        return { checks };
+      });
+    }
+    if (unlockAfter) await this.unlock(env.name);
+  }
+
+  /** Rolls back every touched environment, newest first; returns a note when a rollback could not be done. */
+  async rollBackAll(reason: string): Promise<string | undefined> {
+    if (!this.touched.length) return undefined;
+    const problems: string[] = [];
+    await CancellationScope.nonCancellable(async () => {
+      for (const t of [...this.touched].reverse()) {
+        const id = `rollback:${t.env.name}`;
+        this.release.addStage(id, 'rollback', t.env.name);
+        const record = this.release.status.deployments?.[t.env.name];
+        try {
+          const r = await this.release.run(id, async () => {
+            // A newer release of the service may hold the environment by now; then this one must not touch it.
+            if (!this.locks.has(t.env.name)) {
+              const got = await this.lock(t.env, 'refuse').catch((err) => err);
+              if (got instanceof Error) return { action: 'skipped', toRevision: t.previousRevision, note: messageOf(got) } as RollbackResult;
+            }
+            return kubeActs.rollbackDeploy({
+              releaseId: this.releaseId,
+              service: this.input.service,
+              environment: t.env.name,
+              target: t.env.deploy!.target,
+              toRevision: t.previousRevision,
+              reason,
+              timeoutMs: t.env.deploy!.timeoutMs,
+            });
+          });
+          if (record) record.state = r.action === 'skipped' ? 'rollback-skipped' : 'rolled-back';
+        } catch (err) {
+          if (record) record.state = 'rollback-failed';
+          problems.push(`rollback of ${t.env.name} failed: ${messageOf(err)}`);
+        }
+      }
+    });
+    return problems.length ? problems.join('\n') : undefined;
   }
 }
 

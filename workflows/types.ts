@@ -110,7 +110,7 @@ export const releaseInputSchema = z
   .refine((i) => Boolean(i.chart) || i.environments.every((e) => !e.deploy), { message: 'environments deploy with Helm, so the service needs a chart', path: ['chart'] });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
 
-export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'chart' | 'deploy' | 'smoke' | 'rollback';
+export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'preflight' | 'chart' | 'deploy' | 'smoke' | 'rollback';
 export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StageStatus {
@@ -149,10 +149,24 @@ export interface ReleaseStatus {
   stages: StageStatus[];
   approvals: ApprovalRecord[];
   awaitingApproval?: { environment: string; required: number; received: number; deadline: string; approvers: string[] };
+  /** The chart every deploy of this release installs, by digest. */
+  chart?: { reference: string; digest: string };
+  /** By environment: the Helm revision this release deployed and the one it replaced (what a rollback returns to). */
+  deployments?: Record<string, DeploymentRecord>;
   abort?: { reason: string; by: string; at: string };
   error?: string;
   startedAt: string;
   endedAt?: string;
+}
+
+export interface DeploymentRecord {
+  context: string;
+  namespace: string;
+  release: string;
+  previousRevision: number;
+  revision?: number;
+  image: string;
+  state: 'deploying' | 'deployed' | 'rolled-back' | 'rollback-skipped' | 'rollback-failed';
 }
 
 export type ReleaseResult = ReleaseStatus;
@@ -257,4 +271,109 @@ export interface CopyImageResult {
   blobsSkipped: number;
   bytesCopied: number;
   method: 'oci-copy' | 'acr-import';
+}
+
+// ---- deploy activities ----
+
+export const packageChartInputSchema = z.strictObject({
+  service: nameSchema,
+  version: versionSchema,
+  chartPath: repoPathSchema,
+  registry: registryRefSchema,
+  repository: repositorySchema,
+});
+export type PackageChartInput = z.infer<typeof packageChartInputSchema>;
+export interface PackageChartResult {
+  /** host/repository@sha256:… — what every deploy of this release installs. */
+  reference: string;
+  repository: string;
+  digest: string;
+  chart: string;
+  version: string;
+  size: number;
+}
+
+export const chartRefSchema = z.strictObject({ registry: registryRefSchema, repository: repositorySchema, digest: digestSchema });
+
+export const inspectDeployInputSchema = z.strictObject({ service: nameSchema, target: kubeTargetSchema });
+export type InspectDeployInput = z.infer<typeof inspectDeployInputSchema>;
+/** What is deployed before a release touches an environment: the revision a rollback returns to (0: nothing). */
+export interface DeployedState {
+  revision: number;
+  status?: string;
+  appVersion?: string;
+  /** The slipway release (workflow id) that deployed it, when slipway did. */
+  release?: string;
+}
+
+export const deployChartInputSchema = z.strictObject({
+  /** The release's workflow id: recorded in the Helm values, so a retried attempt recognises its own revision. */
+  releaseId: z.string().min(1).max(255),
+  service: nameSchema,
+  version: versionSchema,
+  environment: nameSchema,
+  target: kubeTargetSchema,
+  chart: chartRefSchema,
+  /** Deployed as repository@digest, never by tag. */
+  image: z.strictObject({ repository: z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?\/[a-z0-9._/-]+$/), digest: digestSchema }),
+  values: chartValuesSchema,
+  timeoutMs: z.number().int().positive(),
+  owner: identitySchema,
+  changeCause: z.string().max(256),
+});
+export type DeployChartInput = z.infer<typeof deployChartInputSchema>;
+export interface DeployChartResult {
+  release: string;
+  revision: number;
+  /** True when a previous attempt (a worker that died) had already started this upgrade: no second upgrade ran. */
+  resumed: boolean;
+  image: string;
+  replicas: number;
+  available: number;
+  durationMs: number;
+}
+
+export const rollbackInputSchema = z.strictObject({
+  releaseId: z.string().min(1).max(255),
+  service: nameSchema,
+  environment: nameSchema,
+  target: kubeTargetSchema,
+  /** The revision captured before the release deployed; 0 means there was none, so the release is uninstalled. */
+  toRevision: z.number().int().min(0),
+  reason: z.string().max(2000),
+  timeoutMs: z.number().int().positive(),
+});
+export type RollbackInput = z.infer<typeof rollbackInputSchema>;
+export interface RollbackResult {
+  action: 'rolled-back' | 'uninstalled' | 'skipped' | 'nothing-to-do';
+  toRevision: number;
+  /** The revision the rollback created (Helm records a rollback as a new revision). */
+  revision?: number;
+  note: string;
+}
+
+export const smokeTestInputSchema = z.strictObject({ service: nameSchema, environment: nameSchema, target: kubeTargetSchema, check: smokeCheckSchema });
+export type SmokeTestInput = z.infer<typeof smokeTestInputSchema>;
+export interface SmokeTestResult {
+  check: SmokeCheck['type'];
+  detail: string;
+  durationMs: number;
+}
+
+export const deployLockInputSchema = z.strictObject({
+  service: nameSchema,
+  environment: nameSchema,
+  target: kubeTargetSchema,
+  /** The release's workflow id. */
+  holder: z.string().min(1).max(255),
+  whenBusy: z.enum(['wait', 'refuse']),
+  note: z.string().max(256),
+});
+export type DeployLockInput = z.infer<typeof deployLockInputSchema>;
+export interface DeployLockResult {
+  acquired: boolean;
+  waitedMs: number;
+  /** A holder whose release had ended without unlocking (killed, terminated). */
+  tookOverFrom?: string;
+  waitedFor?: string;
 }

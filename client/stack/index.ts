@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registryEnvKey } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernetes';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
@@ -151,19 +152,21 @@ export interface Stack {
   temporal: TemporalEndpoint;
   docker: DockerEndpoint;
   registry: RegistryEndpoint;
+  clusters: ClustersEndpoint;
 }
 
 export async function stackUp(opts: { registryPort?: number } = {}): Promise<Stack> {
-  const [temporal, docker, registry] = await Promise.all([
+  const [temporal, docker, registry, clusters] = await Promise.all([
     ensureTemporal(),
     ensureDocker(),
     ensureRegistry('registry', opts.registryPort ?? Number(process.env.SLIPWAY_REGISTRY_PORT ?? 5000)),
+    ensureClusters(),
   ]);
-  return { temporal, docker, registry };
+  return { temporal, docker, registry, clusters };
 }
 
 export async function stackDown(): Promise<string[]> {
-  const stopped: string[] = [];
+  const stopped: string[] = await stopClusters();
   for (const name of ['registry', 'registry-b', 'dockerd', 'temporal']) if (await stopDaemon(name)) stopped.push(name);
   return stopped;
 }
@@ -176,5 +179,7 @@ export function workerEnv(stack: Stack, registryName = 'dev'): Record<string, st
     DOCKER_HOST: stack.docker.host,
     [`${key}_USERNAME`]: stack.registry.username,
     [`${key}_PASSWORD`]: stack.registry.password,
+    // The kubeconfig is a file the worker reads; workflows only ever see context names.
+    KUBECONFIG: stack.clusters.kubeconfig,
   };
 }

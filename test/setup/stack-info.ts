@@ -12,6 +12,9 @@ export interface TestStack {
   bundlePath: string;
   /** Trivy cache dir holding the fixture vulnerability database. */
   trivyCache: string;
+  /** The local kwok clusters: kubeconfig file and the context of each environment (qa, prod). */
+  kubeconfig: string;
+  contexts: Record<string, string>;
 }
 
 export const testStack = (): TestStack => JSON.parse(readFileSync(STACK_FILE, 'utf8'));

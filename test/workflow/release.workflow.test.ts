@@ -16,6 +16,9 @@ import { SA } from '../../workflows/search-attributes';
 import type { ReleaseInput } from '../../workflows/types';
 import { eventually, plan, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
+import { noopActivities } from '../../bench/noop-worker';
+
+const pick = <T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> => Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
 
 const NS = 'slipway-test';
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -51,6 +54,8 @@ const acts: SlipwayActivities = {
     calls.push(`copy:${input.target}`);
     return { source: input.source, target: input.target, digest: input.expectDigest ?? DIGEST, mediaType: 'x', manifests: 1, blobsMounted: 2, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
   },
+  // These releases do not deploy (deploy compensation has its own workflow test).
+  ...pick(noopActivities(DIGEST), ['packageChart', 'inspectDeploy', 'deployChart', 'rollbackDeploy', 'smokeTest', 'acquireDeployLock', 'releaseDeployLock']),
 };
 
 beforeAll(async () => {
