@@ -19,9 +19,12 @@ const statusOf = (err: unknown): number | undefined => (err as { code?: unknown 
 const isHttp = (err: unknown, code: number) => statusOf(err) === code;
 
 /** The worker's kubeconfig: KUBECONFIG or ~/.kube/config (the in-cluster config when the worker runs in a pod). */
-export function defaultKubeConfig(): K8s.KubeConfig {
+export function defaultKubeConfig(env: NodeJS.ProcessEnv = process.env): K8s.KubeConfig {
   const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
+  // Read KUBECONFIG here rather than inside the library: the caller's environment is the one that counts.
+  const files = (env.KUBECONFIG ?? '').split(':').filter(Boolean);
+  if (files.length === 1) kc.loadFromFile(files[0]);
+  else kc.loadFromDefault();
   return kc;
 }
 

@@ -1,0 +1,56 @@
+/** Helpers for releases that deploy to the local kwok clusters: a config, Helm history and the Kubernetes API. */
+import { randomBytes } from 'node:crypto';
+import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
+import { KubeCluster } from '../activities/kubernetes/cluster';
+import type { HelmRevision } from '../activities/ports';
+import { testStack } from './setup/stack-info';
+
+export const uniqueNamespace = (prefix: string): string => `${prefix}-${randomBytes(3).toString('hex')}`;
+
+export interface DeployConfigOptions {
+  ns: string;
+  qaDeploy?: string;
+  prodDeploy?: string;
+  prodValues?: string;
+  qaValues?: string;
+  approval?: string;
+  qaContext?: string;
+}
+
+/** Two environments on two clusters: QA (no approval) and prod (approval, `prod/` images). */
+export function deployConfigText(o: DeployConfigOptions): string {
+  const ctx = testStack().contexts;
+  return `
+registries:
+  dev: { type: oci, url: "${testStack().registry.url}", insecure: true }
+environments:
+  qa:
+    registry: dev
+    kubeContext: ${o.qaContext ?? ctx.qa}
+    namespace: ${o.ns}-qa
+    deploy: ${o.qaDeploy ?? '{ timeout: 60s, smoke: [ { type: rollout }, { type: helm-test, timeout: 60s } ] }'}
+  prod:
+    registry: dev
+    imagePrefix: prod/
+    kubeContext: ${ctx.prod}
+    namespace: ${o.ns}
+    approval: ${o.approval ?? '{ approvers: [alice] }'}
+    deploy: ${o.prodDeploy ?? '{ timeout: 60s, smoke: [ { type: rollout } ] }'}
+services:
+  delivery:
+    build: { context: services/delivery, args: { VERSION: test } }
+    chart:
+      path: services/delivery/chart
+      values: { replicaCount: 2 }
+      environments: { qa: ${o.qaValues ?? '{}'}, prod: ${o.prodValues ?? '{}'} }
+`;
+}
+
+export function kube(): { helm: HelmDeployer; cluster: KubeCluster } {
+  process.env.KUBECONFIG = testStack().kubeconfig;
+  return { helm: new HelmDeployer(helmOptionsFromEnv()), cluster: new KubeCluster() };
+}
+
+export async function helmHistory(env: 'qa' | 'prod', namespace: string, release = 'delivery'): Promise<HelmRevision[]> {
+  return kube().helm.history({ context: testStack().contexts[env], namespace }, release);
+}
