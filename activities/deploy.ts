@@ -27,7 +27,7 @@ import type { SlipwayActivities } from './contract';
 import { HelmError } from './helm/helm';
 import { check, heartbeat, resolveInside, signal } from './common';
 import { KubeError } from './kubernetes/cluster';
-import type { Cluster, Deployer, HelmRevision, Progress } from './ports';
+import type { Cluster, Deployer, HelmRevision, Progress, RolloutState } from './ports';
 import { pullChart, pushChart } from './registry/artifact';
 import type { CredentialStore } from './registry/credentials';
 import { OciRegistryClient } from './registry/oci-client';
@@ -131,6 +131,17 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
     return w[0]?.name ?? release;
   }
 
+  /** Polls the rollout (what `kubectl rollout status` does) until it completes, fails, or the deadline passes. */
+  async function rolledOut(target: KubeTargetPlan, release: string, deadline: number): Promise<RolloutState> {
+    const name = await workloadOf(target, release);
+    for (;;) {
+      const state = await cluster.rollout(target, name);
+      if (state.done || state.failed || Date.now() > deadline) return state;
+      heartbeat({ rollout: name, available: state.available, replicas: state.replicas });
+      await sleep(Math.min(poll, 1_000));
+    }
+  }
+
   async function rolloutFailure(target: KubeTargetPlan, release: string, cause: string): Promise<ApplicationFailure> {
     const state = await cluster.rollout(target, await workloadOf(target, release)).catch(() => undefined);
     const reasons = [state?.failed, ...(state?.warnings ?? [])].filter(Boolean);
@@ -201,8 +212,11 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
             }
           });
         }
-        const state = await cluster.rollout(target, await workloadOf(target, release));
-        if (!state.done) throw await rolloutFailure(target, release, `Helm reported revision ${revision} deployed but the rollout is not complete`);
+        // Helm's --wait counts ready pods; a rollout is complete when they are available (minReadySeconds) too.
+        const state = await rolledOut(target, release, started + input.timeoutMs);
+        if (!state.done) {
+          throw await rolloutFailure(target, release, state.failed ?? `revision ${revision} is deployed but its rollout did not complete within ${input.timeoutMs} ms`);
+        }
         return { release, revision, resumed, image, replicas: state.replicas, available: state.available, durationMs: Date.now() - started };
       });
     },

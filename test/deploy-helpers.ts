@@ -1,7 +1,8 @@
 /** Helpers for releases that deploy to the local kwok clusters: a config, Helm history and the Kubernetes API. */
 import { randomBytes } from 'node:crypto';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
-import { KubeCluster } from '../activities/kubernetes/cluster';
+import { k8s } from '../activities/kubernetes/client';
+import { defaultKubeConfig, KubeCluster } from '../activities/kubernetes/cluster';
 import type { HelmRevision } from '../activities/ports';
 import { testStack } from './setup/stack-info';
 
@@ -53,4 +54,12 @@ export function kube(): { helm: HelmDeployer; cluster: KubeCluster } {
 
 export async function helmHistory(env: 'qa' | 'prod', namespace: string, release = 'delivery'): Promise<HelmRevision[]> {
   return kube().helm.history({ context: testStack().contexts[env], namespace }, release);
+}
+
+/** Labels a simulated node (kwok's node-000000) of a local cluster. */
+export async function labelNode(env: 'qa' | 'prod', labels: Record<string, string>): Promise<void> {
+  const kc = defaultKubeConfig({ KUBECONFIG: testStack().kubeconfig });
+  kc.setCurrentContext(testStack().contexts[env]);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.patchNode({ name: 'node-000000', body: { metadata: { labels } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
 }

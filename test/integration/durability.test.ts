@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import type { SlipwayClient } from '../../client/client';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import { connectClient, plan, ROOT } from '../helpers';
+import { parseConfig, planRelease } from '../../client/config';
+import { deployConfigText, helmHistory, labelNode, uniqueNamespace } from '../deploy-helpers';
+import { connectClient, plan, ROOT, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-it';
@@ -27,6 +29,7 @@ const workerEnv = {
   SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password,
   SLIPWAY_REGISTRY_OTHER_USERNAME: stack.registry.username,
   SLIPWAY_REGISTRY_OTHER_PASSWORD: stack.registry.password,
+  KUBECONFIG: stack.kubeconfig,
 };
 
 let slipway: SlipwayClient;
@@ -111,3 +114,38 @@ test('kill -9 during the build and during the push: a new worker finishes, one i
   const tags: any = await (await reg.request('GET', '/v2/slow/tags/list', { scope: 'repository:slow:pull' })).json();
   expect(tags.tags.filter((t: string) => t === input.version)).toHaveLength(1);
 }, 420_000);
+
+test('kill -9 during helm upgrade --wait: the new worker finishes the deploy without a second upgrade', async () => {
+  const ns = uniqueNamespace('kill');
+  // Pods wait for a node label nobody has yet, so `helm upgrade --wait` is still waiting when the worker dies.
+  const pool = `pool-${ns}`;
+  const config = deployConfigText({ ns, qaValues: `{ nodeSelector: { slipway.dev/pool: ${pool} } }`, qaDeploy: '{ timeout: 120s, smoke: [ { type: rollout } ] }' });
+  const input = planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
+  const { workflowId } = await slipway.start(input);
+
+  const first = startWorker();
+  await untilStarted(workflowId, 'deployChart', 180_000);
+  const target = { context: stack.contexts.qa, namespace: `${ns}-qa` };
+  // Helm has recorded its pending revision: it is inside `upgrade --wait` now.
+  for (let i = 0; i < 100 && !(await helmHistory('qa', target.namespace)).length; i++) await new Promise((r) => setTimeout(r, 200));
+  expect((await helmHistory('qa', target.namespace)).map((h) => h.status)).toEqual(['pending-install']);
+  await killed(first);
+
+  // The pods may now be scheduled; the orphaned Helm (or nobody) completes revision 1, and a new worker resumes.
+  await labelNode('qa', { 'slipway.dev/pool': pool });
+  startWorker();
+  const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 180_000 });
+  expect(status.error).toBeUndefined();
+  expect(reached).toBe(true);
+  const deploy = status.stages.find((s) => s.id === 'deploy:qa')!;
+  expect(deploy.result).toMatchObject({ revision: 1, resumed: true });
+  expect((await helmHistory('qa', target.namespace)).map((h) => [h.revision, h.status])).toEqual([[1, 'deployed']]);
+
+  const history = await slipway.handle(workflowId).fetchHistory();
+  const scheduled = history.events!.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deployChart');
+  expect(scheduled).toHaveLength(1);
+  const attempt = history.events!.find((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled[0].eventId));
+  expect(Number(attempt!.activityTaskStartedEventAttributes!.attempt)).toBeGreaterThanOrEqual(2);
+  await slipway.abort(workflowId, 'test done', 'test');
+}, 420_000);
+
