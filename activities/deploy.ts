@@ -107,7 +107,7 @@ export interface DeployDeps {
   pollMs?: number;
 }
 
-type Mark = { release?: string; environment?: string };
+type Mark = { release?: string; run?: string; environment?: string };
 const markOf = (values: Record<string, unknown>): Mark => (values.slipway ?? {}) as Mark;
 
 export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities, 'inspectDeploy' | 'deployChart' | 'rollbackDeploy' | 'smokeTest' | 'acquireDeployLock' | 'releaseDeployLock'> {
@@ -177,7 +177,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
         let revision: number;
         let resumed = false;
         const mine = latest ? markOf(await deployer.values(target, release, latest.revision)) : {};
-        if (latest && mine.release === input.releaseId && mine.environment === input.environment) {
+        if (latest && mine.release === input.releaseId && mine.run === input.runId && mine.environment === input.environment) {
           // A previous attempt started this upgrade (and its Helm process finished it, or failed it): no second upgrade.
           resumed = true;
           revision = latest.revision;
@@ -194,7 +194,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
             const values = {
               ...input.values,
               image: input.image,
-              slipway: { release: input.releaseId, environment: input.environment, owner: input.owner, version: input.version, changeCause: input.changeCause },
+              slipway: { release: input.releaseId, run: input.runId, environment: input.environment, owner: input.owner, version: input.version, changeCause: input.changeCause },
             };
             const valuesFile = join(dir, 'values.json');
             writeFileSync(valuesFile, JSON.stringify(values));
@@ -229,15 +229,16 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
         if (!latest) return { action: 'nothing-to-do', toRevision: input.toRevision, note: `${release} is not installed in ${where(target)}` };
         const history = await deployer.history(target, release);
         const mark = markOf(await deployer.values(target, release, latest.revision));
-        if (mark.release !== input.releaseId) {
+        const ours = (m: Mark) => m.release === input.releaseId && m.run === input.runId;
+        if (!ours(mark)) {
           // A retry after a rollback that already happened finds the rollback revision on top of this release's.
           const before = history.find((h) => h.revision === latest.revision - 1);
-          const done = latest.description === `Rollback to ${input.toRevision}` && before && markOf(await deployer.values(target, release, before.revision)).release === input.releaseId;
+          const done = latest.description === `Rollback to ${input.toRevision}` && before && ours(markOf(await deployer.values(target, release, before.revision)));
           if (done) return { action: 'rolled-back', toRevision: input.toRevision, revision: latest.revision, note: `revision ${latest.revision} restored revision ${input.toRevision}` };
           return {
             action: 'skipped',
             toRevision: input.toRevision,
-            note: `revision ${latest.revision} in ${where(target)} was deployed by ${mark.release ?? 'someone else'}, not by this release: left alone`,
+            note: `revision ${latest.revision} in ${where(target)} was deployed by ${mark.release ?? 'someone else'}${mark.release === input.releaseId ? ` (run ${mark.run})` : ''}, not by this release: left alone`,
           };
         }
         if (input.toRevision === 0) {

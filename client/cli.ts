@@ -8,11 +8,12 @@
  */
 import { Command, CommanderError } from 'commander';
 import { userInfo } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { parseDuration } from '../workflows/config';
 import { releaseWorkflowId } from '../workflows/queues';
 import type { ReleaseStatus } from '../workflows/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
-import { loadConfig, planRelease, UsageError } from './config';
+import { checkChart, loadConfig, planRelease, UsageError } from './config';
 import { renderStatus } from './render';
 import { temporalSettings } from '../workers/connection';
 
@@ -97,6 +98,8 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     .action(async (o) => {
       const cfg = loadConfig(globals().config);
       const input = planRelease(cfg, { service: o.service, version: o.version, gitSha: o.gitSha, image: o.image, requester: o.requester });
+      // The repository is where slipway.yaml lives: a chart that is not there is refused before anything starts.
+      if (input.chart) checkChart(cfg, input.service, dirname(resolve(globals().config)));
       const timeoutMs = durationOpt(o.timeout, '--timeout');
       const client = await connect();
       const started = await client.start(input);
@@ -159,6 +162,21 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     });
 
   release
+    .command('rollback [id]')
+    .description('roll an environment back to the revision a finished release replaced (Helm rollback)')
+    .option('--service <name>')
+    .option('--version <semver>')
+    .requiredOption('--env <environment>', 'the environment to roll back')
+    .option('--reason <text>', 'why', 'manual rollback')
+    .option('--as <identity>', 'who rolls back', defaultIdentity())
+    .option('--timeout <duration>', 'helm rollback --wait timeout', '5m')
+    .action(async (id, o) => {
+      const r = await (await connect()).rollback(releaseId(id, o), o.env, { reason: o.reason, by: o.as, timeoutMs: durationOpt(o.timeout, '--timeout') });
+      out(r, `${r.action}: ${r.note} (${r.workflowId})`);
+      if (r.action === 'skipped') throw new Exit(EXIT.rejected, undefined, '');
+    });
+
+  release
     .command('list')
     .description('list releases (from Temporal visibility)')
     .option('--awaiting-approval', 'only those waiting for a decision')
@@ -168,6 +186,20 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     .action(async (o) => {
       const rows = await (await connect()).list({ awaitingApproval: o.awaitingApproval, service: o.service, environment: o.env, limit: Number(o.limit) });
       out(rows, rows.map((r) => `${r.workflowId.padEnd(40)} ${r.status.padEnd(10)} ${(r.stage ?? '').padEnd(16)} ${r.awaitingApproval ? `awaiting ${r.awaitingApproval}` : ''}`).join('\n') || '(none)');
+    });
+
+  program
+    .command('inventory')
+    .description('what is deployed in each environment: service, version, digest and owner, read from the clusters')
+    .action(async () => {
+      const { readInventory, renderInventory } = await import('./inventory');
+      const { KubeCluster } = await import('../activities/kubernetes/cluster');
+      const { localKubeconfig } = await import('./stack/kubernetes');
+      const local = localKubeconfig();
+      if (!process.env.KUBECONFIG && local) process.env.KUBECONFIG = local;
+      const inv = await readInventory(loadConfig(globals().config), new KubeCluster());
+      out(inv, renderInventory(inv));
+      if (inv.problems.length) throw new Exit(EXIT.failed, undefined, '');
     });
 
   program

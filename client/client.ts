@@ -11,8 +11,9 @@ import { ErrorTypes } from '../workflows/errors';
 import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
-import { TERMINAL_PHASES, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
+import { rollbackWorkflowId, TERMINAL_PHASES, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
 import type { releaseWorkflow } from '../workflows/release';
+import { UsageError } from './config';
 
 export class ApprovalRefusedError extends Error {
   override name = 'ApprovalRefusedError';
@@ -119,6 +120,32 @@ export class SlipwayClient {
       }
       throw err;
     }
+  }
+
+  /**
+   * Rolls one environment back to the revision a finished release replaced, through its own workflow (history,
+   * lock). A running release is refused: aborting it rolls back what it deployed.
+   */
+  async rollback(workflowId: string, environment: string, opts: { reason: string; by: string; timeoutMs?: number }): Promise<RollbackResult & { workflowId: string }> {
+    const d = await this.handle(workflowId).describe();
+    if (d.status.name === 'RUNNING') throw new UsageError(`${workflowId} is still running: abort it instead (an abort rolls back every environment it deployed to)`);
+    const status = await this.status(workflowId);
+    const dep = status.deployments?.[environment];
+    if (!dep) throw new UsageError(`--env: ${workflowId} did not deploy to "${environment}" (it deployed to: ${Object.keys(status.deployments ?? {}).join(', ') || 'nothing'})`);
+    const req: RollbackRequest = {
+      releaseId: workflowId,
+      runId: d.runId,
+      service: status.service,
+      environment,
+      target: { context: dep.context, namespace: dep.namespace },
+      toRevision: dep.previousRevision,
+      reason: opts.reason,
+      by: opts.by,
+      timeoutMs: opts.timeoutMs ?? 300_000,
+    };
+    const id = rollbackWorkflowId(workflowId, environment, new Date().toISOString());
+    const result = await this.client.workflow.execute('rollbackWorkflow', { args: [req], taskQueue: this.taskQueue, workflowId: id });
+    return { ...(result as RollbackResult), workflowId: id };
   }
 
   async abort(workflowId: string, reason: string, by: string): Promise<void> {

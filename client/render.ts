@@ -14,6 +14,9 @@ export function renderStatus(s: ReleaseStatus): string {
   }
   for (const a of s.approvals) lines.push(`  ${a.decision} by ${a.approver} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
   for (const [env, ref] of Object.entries(s.references)) lines.push(`  ${env}: ${ref}`);
+  for (const [env, d] of Object.entries(s.deployments ?? {})) {
+    lines.push(`  ${env}: helm ${d.release} in ${d.context}/${d.namespace} revision ${d.revision ?? '?'} (was ${d.previousRevision || 'not installed'}) — ${d.state}`);
+  }
   if (s.error) lines.push(`error: ${s.error}`);
   return lines.join('\n');
 }

@@ -24,6 +24,8 @@ function adoptStackCredentials(configFile: string, stack: Stack): void {
     }
   }
   process.env.DOCKER_HOST ??= stack.docker.host;
+  // Helm and the Kubernetes client read the local clusters' kubeconfig (contexts kwok-slipway-qa / -prod).
+  process.env.KUBECONFIG ??= stack.clusters.kubeconfig;
 }
 
 /**
@@ -68,7 +70,7 @@ export async function runDev(opts: { config: string; version: string; release: b
   const stack = await stackUp();
   adoptStackCredentials(opts.config, stack);
   adoptFixtureTrivyDb();
-  log(`Temporal ${stack.temporal.address} · Temporal Web ${stack.temporal.uiUrl} · Docker ${stack.docker.host} · registry ${stack.registry.url}`);
+  log(`Temporal ${stack.temporal.address} · Temporal Web ${stack.temporal.uiUrl} · Docker ${stack.docker.host} · registry ${stack.registry.url} · clusters ${Object.values(stack.clusters.contexts).join(', ')} (KUBECONFIG=${stack.clusters.kubeconfig})`);
   const s = temporalSettings();
   const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.') });
   const running = Promise.all(workers.map((w) => w.run()));

@@ -1,6 +1,7 @@
 /** Shared test helpers: a client and workers on the real dev server, release plans, unique versions. */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { SlipwayClient } from '../client/client';
@@ -127,4 +128,21 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     await new Promise((r) => setTimeout(r, intervalMs));
   }
   throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${(last as Error).message}` : ''}`);
+}
+
+export const CLI = join(ROOT, 'dist', 'client', 'cli.js');
+
+/** Runs the built CLI as a user would; `json` is stdout parsed when it is JSON. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      let json: any;
+      try {
+        json = JSON.parse(stdout);
+      } catch {
+        json = undefined;
+      }
+      resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr, json });
+    });
+  });
 }

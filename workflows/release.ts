@@ -11,17 +11,13 @@ import {
   log,
   patched,
   upsertMemo,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
-  type RetryPolicy,
 } from '@temporalio/workflow';
-import type { SlipwayActivities } from '../activities/contract';
 import { refusalReason, describeApprovers } from './approval';
-import { ErrorTypes, NON_RETRYABLE_ACTIVITY_ERRORS } from './errors';
+import { ErrorTypes } from './errors';
 import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from './messages';
-import { BUILD_QUEUE } from './queues';
 
 const INBOX_MEMO_PATCH = 'inbox-memo';
 import { SA } from './search-attributes';
@@ -46,26 +42,7 @@ import type {
 import { releaseInputProblems } from './rules';
 import { describeViolations, evaluate, type ScanReport } from './scan-policy';
 
-// Every activity heartbeats, so a dead worker is noticed within the heartbeat timeout and the step is retried.
-const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_ERRORS };
-const registryActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry });
-const buildActs = proxyActivities<SlipwayActivities>({ taskQueue: BUILD_QUEUE, startToCloseTimeout: '60m', heartbeatTimeout: '20s', retry });
-// A scan that keeps failing (registry down, disk full) must end the release, not retry forever.
-const scanRetry: RetryPolicy = { ...retry, maximumAttempts: 3 };
-const registryScanActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '30m', heartbeatTimeout: '60s', retry: scanRetry });
-const hostScanActs = (taskQueue: string) =>
-  proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '60s', retry: scanRetry, scheduleToStartTimeout: '10m' });
-const hostActs = (taskQueue: string) =>
-  proxyActivities<SlipwayActivities>({ taskQueue, startToCloseTimeout: '30m', heartbeatTimeout: '20s', retry, scheduleToStartTimeout: '10m' });
-
-// Kubernetes steps: a cluster that stays unreachable ends the release (and its rollbacks) instead of retrying forever.
-const kubeRetry: RetryPolicy = { ...retry, maximumAttempts: 5 };
-const kubeActs = proxyActivities<SlipwayActivities>({ startToCloseTimeout: '10m', heartbeatTimeout: '30s', retry: kubeRetry });
-const deployActs = (timeoutMs: number) =>
-  proxyActivities<SlipwayActivities>({ startToCloseTimeout: timeoutMs + 180_000, heartbeatTimeout: '30s', retry: kubeRetry });
-// The lock waits inside the activity; scheduleToClose bounds the whole wait, retries included.
-const lockActs = (busyTimeoutMs: number) =>
-  proxyActivities<SlipwayActivities>({ scheduleToCloseTimeout: busyTimeoutMs + 60_000, heartbeatTimeout: '30s', retry: { ...retry, maximumAttempts: 10 } });
+import { buildActs, deployActs, hostActs, hostScanActs, kubeActs, lockActs, registryActs, registryScanActs } from './proxies';
 
 const iso = (ms: number = Date.now()): string => new Date(ms).toISOString();
 const refOf = (env: EnvironmentPlan, tagOrDigest: string): string =>
@@ -430,6 +407,7 @@ class Deploys {
   private readonly touched: Touched[] = [];
   private readonly locks = new Map<string, DeployLockInput>();
   private readonly releaseId = workflowInfo().workflowId;
+  private readonly runId = workflowInfo().runId;
 
   constructor(
     private readonly input: ReleaseInput,
@@ -492,6 +470,7 @@ class Deploys {
       status.deployments = { ...(status.deployments ?? {}), [env.name]: record };
       const r = await deployActs(plan.timeoutMs).deployChart({
         releaseId: this.releaseId,
+        runId: this.runId,
         service: this.input.service,
         version: this.input.version,
         environment: env.name,
@@ -535,6 +514,7 @@ class Deploys {
             }
             return kubeActs.rollbackDeploy({
               releaseId: this.releaseId,
+              runId: this.runId,
               service: this.input.service,
               environment: t.env.name,
               target: t.env.deploy!.target,

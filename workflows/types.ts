@@ -307,8 +307,9 @@ export interface DeployedState {
 }
 
 export const deployChartInputSchema = z.strictObject({
-  /** The release's workflow id: recorded in the Helm values, so a retried attempt recognises its own revision. */
+  /** The release's workflow id and run: recorded in the Helm values, so a retried attempt recognises its own revision. */
   releaseId: z.string().min(1).max(255),
+  runId: z.string().min(1).max(64),
   service: nameSchema,
   version: versionSchema,
   environment: nameSchema,
@@ -335,6 +336,7 @@ export interface DeployChartResult {
 
 export const rollbackInputSchema = z.strictObject({
   releaseId: z.string().min(1).max(255),
+  runId: z.string().min(1).max(64),
   service: nameSchema,
   environment: nameSchema,
   target: kubeTargetSchema,
@@ -377,3 +379,17 @@ export interface DeployLockResult {
   tookOverFrom?: string;
   waitedFor?: string;
 }
+
+/** `slipway release rollback`: returns an environment to the revision a finished release replaced. */
+export interface RollbackRequest {
+  releaseId: string;
+  runId: string;
+  service: string;
+  environment: string;
+  target: KubeTargetPlan;
+  toRevision: number;
+  reason: string;
+  by: string;
+  timeoutMs: number;
+}
+export const rollbackWorkflowId = (releaseId: string, environment: string, at: string): string => `rollback:${releaseId}:${environment}:${at}`;

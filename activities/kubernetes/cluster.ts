@@ -43,7 +43,7 @@ export class KubeCluster implements Cluster {
       kc = this.load();
       const known = kc.getContexts().map((c) => c.name);
       if (!known.includes(context)) {
-        throw new KubeError(`kube context "${context}" is not in the worker's kubeconfig (it has: ${known.join(', ') || 'none'})`, 'unknown-context');
+        throw new KubeError(`kube context "${context}" is not in the kubeconfig (${process.env.KUBECONFIG ? `KUBECONFIG=${process.env.KUBECONFIG}` : '~/.kube/config'}; it has: ${known.join(', ') || 'none'})`, 'unknown-context');
       }
       kc.setCurrentContext(context);
       this.configs.set(context, kc);

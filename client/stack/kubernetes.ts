@@ -7,8 +7,10 @@
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { findBinary, portOpen, slipwayHome, stateDir } from './process';
 
 const run = promisify(execFile);
@@ -104,4 +106,12 @@ export async function stopClusters(envs: readonly string[] = LOCAL_CLUSTERS): Pr
 
 export async function deleteClusters(envs: readonly string[] = LOCAL_CLUSTERS): Promise<void> {
   for (const env of envs) await kwokctl(['delete', 'cluster', '--name', clusterName(env), '--kubeconfig', kubeconfigPath()]).catch(() => undefined);
+}
+
+/** The local clusters' kubeconfig when the user has none of their own (so `slipway inventory` works on the demo). */
+export function localKubeconfig(): string | undefined {
+  const own = join(homedir(), '.kube', 'config');
+  const local = join(slipwayHome(), 'kwok', 'kubeconfig');
+  const ownContexts = existsSync(own) ? ((parseYaml(readFileSync(own, 'utf8')) as { contexts?: unknown[] } | null)?.contexts?.length ?? 0) : 0;
+  return ownContexts === 0 && existsSync(local) ? local : undefined;
 }

@@ -2,7 +2,6 @@
  * The `slipway` CLI as CI runs it (the compiled binary, a real dev server; activities mocked): --json documents on
  * stdout, documented exit codes, and bad input refused before anything starts.
  */
-import { execFile } from 'node:child_process';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,12 +9,11 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayClient } from '../../client/client';
 import { releaseWorkflowId } from '../../workflows/queues';
-import { ROOT, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
+import { ROOT, runCli, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-test';
 const DIGEST = `sha256:${'c'.repeat(64)}`;
-const CLI = join(ROOT, 'dist', 'client', 'cli.js');
 const dir = mkdtempSync(join(tmpdir(), 'slipway-cli-'));
 const CONFIG = join(dir, 'slipway.yaml');
 writeFileSync(CONFIG, sampleConfigText({ approval: '{ approvers: [alice, bob], timeout: 72h }' }));
@@ -29,24 +27,7 @@ beforeAll(async () => {
 });
 afterAll(() => harness.stop());
 
-function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string; json: any }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, '--config', CONFIG, ...args],
-      { env: { ...process.env, TEMPORAL_ADDRESS: testStack().temporal, TEMPORAL_NAMESPACE: NS, SLIPWAY_USER: 'ci-bot' } },
-      (err, stdout, stderr) => {
-        let json: any;
-        try {
-          json = JSON.parse(stdout);
-        } catch {
-          json = undefined;
-        }
-        resolve({ code: err ? (err as any).code ?? 1 : 0, stdout, stderr, json });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli(['--config', CONFIG, ...args], { TEMPORAL_ADDRESS: testStack().temporal, TEMPORAL_NAMESPACE: NS, SLIPWAY_USER: 'ci-bot' });
 
 async function exists(workflowId: string): Promise<boolean> {
   try {

@@ -5,13 +5,16 @@
  * releases of one service kept out of one environment at the same time.
  */
 import { WorkflowFailedError } from '@temporalio/client';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { SlipwayClient } from '../../client/client';
 import { parseConfig, planRelease } from '../../client/config';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import type { ReleaseStatus } from '../../workflows/types';
 import { deployConfigText, helmHistory, kube, uniqueNamespace, type DeployConfigOptions } from '../deploy-helpers';
-import { eventually, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { eventually, runCli, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
 import { testStack } from '../setup/stack-info';
 
@@ -137,6 +140,66 @@ describe('one namespace, releases in sequence', () => {
     // Production was never touched.
     expect(await helmHistory('prod', ns)).toEqual(prodBefore);
   }, 300_000);
+
+  test('slipway inventory reads the clusters; slipway release rollback rolls back a finished release (or refuses)', async () => {
+    expect(first?.phase).toBe('succeeded');
+    const configFile = join(mkdtempSync(join(tmpdir(), 'slipway-deploy-')), 'slipway.yaml');
+    writeFileSync(configFile, deployConfigText({ ns }));
+    const env = { TEMPORAL_ADDRESS: stack.temporal, TEMPORAL_NAMESPACE: NS, KUBECONFIG: stack.kubeconfig, SLIPWAY_USER: 'oncall' };
+    const inv = await runCli(['--config', configFile, '--json', 'inventory'], env);
+    expect(inv.code).toBe(0);
+    const prodRow = inv.json.rows.find((r: any) => r.environment === 'prod');
+    // Production still runs the first release (the failed one was rolled back to it).
+    expect(prodRow).toMatchObject({ service: 'delivery', version: first.version, digest: first.digest, owner: 'ci-bot', namespace: ns, ready: '2/2' });
+
+    const firstId = `release:delivery:${first.version}`;
+    const unknownEnv = await runCli(['--json', 'release', 'rollback', firstId, '--env', 'staging'], env);
+    expect(unknownEnv.code).toBe(2);
+    expect(unknownEnv.stderr).toContain('did not deploy to "staging"');
+
+    const rb = await runCli(['--json', 'release', 'rollback', firstId, '--env', 'prod', '--reason', 'bad config in v1'], env);
+    expect([rb.code, rb.json?.action]).toEqual([0, 'uninstalled']);
+    expect(rb.json.workflowId).toMatch(/^rollback:release:delivery:/);
+    // Nothing was installed before the first release: its rollback uninstalls it, with history in Temporal.
+    expect(await helmHistory('prod', ns)).toEqual([]);
+    const again = await runCli(['--json', 'release', 'rollback', firstId, '--env', 'prod'], env);
+    expect([again.code, again.json?.action]).toEqual([0, 'nothing-to-do']);
+  }, 300_000);
+});
+
+describe('bad input is refused before anything is deployed', () => {
+  test('chart outside the repository, values that set the image, unknown environment values: config errors', () => {
+    const base = deployConfigText({ ns: 'x' });
+    expect(() => parseConfig(base.replace('path: services/delivery/chart', 'path: ../outside/chart'))).toThrow(/services\.delivery\.chart\.path: must not contain "\.\." segments/);
+    expect(() => parseConfig(base.replace('values: { replicaCount: 2 }', 'values: { replicaCount: 2, image: { repository: evil.io/x } }'))).toThrow(
+      /services\.delivery\.chart\.values\.image: is set by slipway/,
+    );
+    expect(() => parseConfig(base.replace('environments: { qa: {}', 'environments: { qa: { image: { digest: "sha256:00" } }'))).toThrow(/chart\.environments\.qa\.image: is set by slipway/);
+    expect(() => parseConfig(base.replace(`kubeContext: ${stack.contexts.qa}`, 'kubeContext: "--kubeconfig=/etc/x"'))).toThrow(/environments\.qa\.kubeContext: must be a kube context name/);
+  });
+
+  test('a missing chart is refused by the CLI before the release starts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slipway-nochart-'));
+    writeFileSync(join(dir, 'slipway.yaml'), deployConfigText({ ns: 'x' }).replace('path: services/delivery/chart', 'path: charts/missing'));
+    const version = uniqueVersion();
+    const r = await runCli(['--config', join(dir, 'slipway.yaml'), 'release', 'start', '--service', 'delivery', '--version', version], { TEMPORAL_ADDRESS: stack.temporal, TEMPORAL_NAMESPACE: NS });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('services.delivery.chart.path: no Helm chart at "charts/missing"');
+    await expect(slipway.handle(`release:delivery:${version}`).describe()).rejects.toThrow(/not found/i);
+  });
+
+  test('an unknown kube context fails the preflight: nothing is built, pushed or deployed', async () => {
+    const input = planFor({ ns: uniqueNamespace('ctx'), qaContext: 'kwok-nowhere' });
+    const { workflowId } = await slipway.start(input);
+    const f = await failureOf(workflowId);
+    expect(f.type).toBe('ClusterConfigError');
+    expect(f.message).toContain('kube context "kwok-nowhere" is not in the kubeconfig');
+    const status = await slipway.status(workflowId);
+    expect(stageOf(status, 'preflight')?.state).toBe('failed');
+    expect(['build', 'push', 'chart', 'deploy:qa'].map((id) => stageOf(status, id)?.state)).toEqual(['skipped', 'skipped', 'skipped', 'skipped']);
+    const reg = new OciRegistryClient({ host: stack.registry.url, name: 'dev' }, credentials);
+    await expect(reg.getManifest('delivery', input.version)).rejects.toThrow(/not found/);
+  }, 120_000);
 });
 
 describe('one release per service per environment', () => {
