@@ -7,6 +7,7 @@
  *  - scan:       Trivy on the sample image, cold and warm cache; the scan gate's share of a pipeline
  *  - judge:      the canary judge's speed (10 metrics × 1,000 points) and quality on generated scenarios
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
+ *  - deploy, clusters: see bench/deploy.ts
  */
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
@@ -21,6 +22,7 @@ import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistry } from '../activities/registry/oci';
 import { dockerFromEnv } from '../workers/builder';
 import type { ReleaseInput } from '../workflows/types';
+import { clusterBench, deployBench } from './deploy';
 
 const NS = 'slipway-bench';
 const ROOT = join(__dirname, '..', '..');
@@ -402,6 +404,8 @@ async function main(): Promise<void> {
   if (which === 'promotion' || which === 'all') await promotion(n || 3);
   if (which === 'scan' || which === 'all') await scan(client, temporal.address, n || 3);
   if (which === 'judge' || which === 'all') await judgeBench(n || 200);
+  if (which === 'deploy' || which === 'all') await deployBench(n || 5, ROOT);
+  if (which === 'clusters' || which === 'all') await clusterBench(n || 3);
   process.exit(0);
 }
 

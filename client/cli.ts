@@ -259,13 +259,14 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       if (r.result !== 'Pass') throw new Exit(r.result === 'Fail' ? EXIT.failed : EXIT.rejected, undefined, '');
     });
 
-  const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry)');
+  const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry, kwok clusters)');
   stack.command('up').action(async () => {
     const { stackUp } = await import('./stack');
     const s = await stackUp();
     out(
-      { temporal: s.temporal, docker: s.docker, registry: { url: s.registry.url, username: s.registry.username, started: s.registry.started } },
-      `Temporal ${s.temporal.address} (Web ${s.temporal.uiUrl ?? 'n/a'})\nDocker ${s.docker.host}\nRegistry ${s.registry.url} (user ${s.registry.username})`,
+      { temporal: s.temporal, docker: s.docker, registry: { url: s.registry.url, username: s.registry.username, started: s.registry.started }, clusters: s.clusters },
+      `Temporal ${s.temporal.address} (Web ${s.temporal.uiUrl ?? 'n/a'})\nDocker ${s.docker.host}\nRegistry ${s.registry.url} (user ${s.registry.username})\n` +
+        `Kubernetes ${Object.values(s.clusters.contexts).join(', ')} (${Object.entries(s.clusters.actions).map(([e, a]) => `${e} ${a}`).join(', ')} in ${(s.clusters.ms / 1000).toFixed(1)}s; KUBECONFIG=${s.clusters.kubeconfig})`,
     );
   });
   stack.command('down').action(async () => {

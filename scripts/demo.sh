@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The demo: installs what it needs, brings the embedded local stack up, runs the workers, and releases the sample
-# service the way CI and an approver would — start and wait for approval, approve from the CLI, wait for the end —
-# then shows the promoted image in the registry. Leaves the stack running (`slipway stack down` stops it).
+# The demo: installs what it needs, brings the embedded local stack up (Temporal, Docker, registry, two local
+# Kubernetes clusters), runs the workers, and releases the sample service the way CI and an approver would — start
+# and wait for approval (built, scanned, pushed, deployed to QA, smoke-tested), approve from the CLI, wait for the
+# end (promoted, deployed to production) — then shows the registry's digests and the clusters' inventory.
+# Leaves the stack running (`slipway stack down` stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
@@ -9,6 +11,7 @@ export PATH="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin:$PATH"
 slipway() { node dist/client/cli.js "$@"; }
 
 slipway stack up
+export KUBECONFIG="${KUBECONFIG:-${SLIPWAY_HOME:-$HOME/.cache/slipway}/kwok/kubeconfig}"
 mkdir -p .slipway
 slipway worker > .slipway/demo-worker.log 2>&1 &
 WORKER=$!
@@ -43,3 +46,7 @@ for repo in delivery prod/delivery; do
     curl -sS -K - -I -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
       "http://127.0.0.1:5000/v2/$repo/manifests/$VERSION" | tr -d '\r' | sed -n "s|^[Dd]ocker-[Cc]ontent-[Dd]igest: |  127.0.0.1:5000/$repo:$VERSION  |p"
 done
+echo "== what runs where, read from the clusters' labels and annotations"
+slipway inventory
+echo "== Helm's own record in production"
+helm history delivery --kube-context kwok-slipway-prod --namespace delivery
