@@ -117,7 +117,7 @@ test('kill -9 during the build and during the push: a new worker finishes, one i
 
 test('kill -9 during helm upgrade --wait: the new worker finishes the deploy without a second upgrade', async () => {
   // Workers left by the test above would take the deploy; only the worker this test kills may.
-  for (const c of children) if (c.exitCode === null) await killed(c);
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) await killed(c);
   const ns = uniqueNamespace('kill');
   // Pods wait for a node label nobody has yet, so `helm upgrade --wait` is still waiting when the worker dies.
   const pool = `pool-${ns}`;
