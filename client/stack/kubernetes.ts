@@ -98,6 +98,8 @@ export async function stopClusters(envs: readonly string[] = LOCAL_CLUSTERS): Pr
     const name = clusterName(env);
     if (await apiAnswers(name)) {
       await kwokctl(['stop', 'cluster', '--name', name]);
+      // kwokctl returns before the components have exited; "stopped" means the apiserver no longer answers.
+      for (let i = 0; i < 120 && (await apiAnswers(name)); i++) await new Promise((r) => setTimeout(r, 250));
       stopped.push(name);
     }
   }
