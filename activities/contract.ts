@@ -17,6 +17,12 @@ import type {
   SmokeTestInput,
   SmokeTestResult,
   PushImageInput,
+  CanaryMeasurement,
+  MeasureCanaryInput,
+  RemoveCanaryInput,
+  SetCanaryWeightInput,
+  StartCanaryInput,
+  StartCanaryResult,
   PushImageResult,
   ScanImageInput,
 } from '../workflows/types';
@@ -43,4 +49,11 @@ export interface SlipwayActivities {
   /** One release per service per environment: a Kubernetes Lease held by the release's workflow id. */
   acquireDeployLock(input: DeployLockInput): Promise<DeployLockResult>;
   releaseDeployLock(input: DeployLockInput): Promise<{ released: boolean }>;
+  /** Runs the new image as `<name>-canary` beside the stable Deployment, with no traffic yet. */
+  startCanary(input: StartCanaryInput): Promise<StartCanaryResult>;
+  setCanaryWeight(input: SetCanaryWeightInput): Promise<{ weight: number; canaryReplicas: number }>;
+  /** Both tracks' series for each query over [start, end] (Prometheus query_range). */
+  measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement>;
+  /** All traffic to stable, canary Deployment and Service deleted; idempotent. */
+  removeCanary(input: RemoveCanaryInput): Promise<{ removed: boolean }>;
 }

@@ -41,6 +41,18 @@ export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'be
   async releaseDeployLock() {
     return { released: true };
   },
+  async startCanary(i) {
+    return { canary: `${i.service}-canary`, stableReplicas: 2 };
+  },
+  async setCanaryWeight(i) {
+    return { weight: i.weight, canaryReplicas: 1 };
+  },
+  async measureCanary(i) {
+    return { metrics: i.queries.map((q) => ({ name: q.name, baseline: [1, 1, 1], canary: [1, 1, 1] })) };
+  },
+  async removeCanary() {
+    return { removed: true };
+  },
 });
 
 async function main(): Promise<void> {

@@ -177,6 +177,20 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     });
 
   release
+    .command('canary [id]')
+    .description('steer a running canary: promote now, skip the current step, or roll back')
+    .option('--service <name>')
+    .option('--version <semver>')
+    .requiredOption('--action <action>', 'promote | skip | rollback')
+    .option('--reason <text>')
+    .option('--as <identity>', 'who acts', defaultIdentity())
+    .action(async (id, o) => {
+      if (!['promote', 'skip', 'rollback'].includes(o.action)) throw new UsageError('--action: must be promote, skip or rollback');
+      const c = await (await connect()).canary(releaseId(id, o), { action: o.action, by: o.as, ...(o.reason ? { reason: o.reason } : {}) });
+      out(c, `${o.action} sent: canary in ${c.environment} at step ${c.step}, weight ${c.weight} %, ${c.intervals.length} intervals judged`);
+    });
+
+  release
     .command('list')
     .description('list releases (from Temporal visibility)')
     .option('--awaiting-approval', 'only those waiting for a decision')

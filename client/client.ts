@@ -8,10 +8,10 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ErrorTypes } from '../workflows/errors';
-import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
+import { abortSignal, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
-import { rollbackWorkflowId, TERMINAL_PHASES, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
+import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
 import type { releaseWorkflow } from '../workflows/release';
 import { UsageError } from './config';
 
@@ -118,6 +118,16 @@ export class SlipwayClient {
         if (cause?.type === ErrorTypes.ApprovalRefused) throw new ApprovalRefusedError(cause.message);
         throw new ApprovalRefusedError(cause?.message ?? err.message);
       }
+      throw err;
+    }
+  }
+
+  /** Steers a running canary (promote now, skip the current step, roll back); refusals carry the workflow's reason. */
+  async canary(workflowId: string, req: CanaryActionRequest): Promise<CanaryStatus> {
+    try {
+      return await this.handle(workflowId).executeUpdate(canaryUpdate, { args: [req] });
+    } catch (err) {
+      if (err instanceof WorkflowUpdateFailedError) throw new ApprovalRefusedError((err.cause as any)?.message ?? err.message);
       throw err;
     }
   }

@@ -13,10 +13,12 @@ import {
   scanPlanOf,
   slipwayConfigSchema,
   versionSchema,
+  type CanaryConfig,
   type DeployConfig,
   type SlipwayConfig,
 } from '../workflows/config';
-import { releaseInputSchema, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
+import type { JudgeConfig } from '../workflows/canary/judge';
+import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -74,6 +76,20 @@ export function deployPlanOf(d: DeployConfig, target: { context: string; namespa
   };
 }
 
+export function canaryPlanOf(c: CanaryConfig): CanaryPlan {
+  const ms = (text: string) => parseDuration(text)!;
+  return {
+    traffic: c.traffic,
+    prometheus: c.prometheus,
+    queries: Object.entries(c.queries).map(([name, query]) => ({ name, query })),
+    judge: c.judge as JudgeConfig,
+    steps: c.steps.map((s) =>
+      'setWeight' in s ? s : 'analysis' in s ? { analysis: { durationMs: ms(s.analysis.duration), intervalMs: ms(s.analysis.interval) } } : { pause: s.pause.duration ? { durationMs: ms(s.pause.duration) } : {} },
+    ),
+    decisionTimeoutMs: ms(c.decisionTimeout),
+  };
+}
+
 /**
  * The chart must exist in the repository (the directory holding slipway.yaml): a missing chart is refused before
  * anything is built, pushed or deployed. The builder checks again where it packages (symlinks included).
@@ -119,6 +135,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
           }
         : undefined,
       scan: env.scan ? scanPlanOf(env.scan) : undefined,
+      canary: env.canary && env.kubeContext && svc.chart ? canaryPlanOf(env.canary) : undefined,
       deploy: env.kubeContext && env.namespace && svc.chart ? deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }) : undefined,
     };
   });

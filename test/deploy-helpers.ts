@@ -16,6 +16,8 @@ export interface DeployConfigOptions {
   qaValues?: string;
   approval?: string;
   qaContext?: string;
+  /** YAML for prod's `canary:` section (indented by the caller's flow style, e.g. "{ … }"). */
+  prodCanary?: string;
 }
 
 /** Two environments on two clusters: QA (no approval) and prod (approval, `prod/` images). */
@@ -37,7 +39,8 @@ environments:
     namespace: ${o.ns}
     approval: ${o.approval ?? '{ approvers: [alice] }'}
     deploy: ${o.prodDeploy ?? '{ timeout: 60s, smoke: [ { type: rollout } ] }'}
-services:
+${o.prodCanary ? `    canary: ${o.prodCanary}
+` : ''}services:
   delivery:
     build: { context: services/delivery, args: { VERSION: test } }
     chart:
@@ -62,4 +65,17 @@ export async function labelNode(env: 'qa' | 'prod', labels: Record<string, strin
   kc.setCurrentContext(testStack().contexts[env]);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   await core.patchNode({ name: 'node-000000', body: { metadata: { labels } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
+}
+
+/** A canary section: the sample service's error ratio and mean latency, judged as Kayenta would. */
+export function canaryText(o: { prometheus: string; steps: string; decisionTimeout?: string; traffic?: string }): string {
+  return `{ traffic: ${o.traffic ?? '{ type: replicas }'}, prometheus: { url: "${o.prometheus}", stepSeconds: 1 },
+      queries: {
+        errors: '(sum(rate(http_requests_total{code=~"5..",track="$track"}[5s])) or vector(0)) / sum(rate(http_requests_total{track="$track"}[5s]))',
+        latency: 'sum(rate(http_request_duration_seconds_sum{track="$track"}[5s])) / sum(rate(http_request_duration_seconds_count{track="$track"}[5s]))' },
+      judge: { metrics: [
+        { name: errors, groups: [errors], direction: increase, critical: true, nanStrategy: replace },
+        { name: latency, groups: [latency], direction: increase, effectSize: { allowedIncrease: 1.1 } } ],
+        groupWeights: { errors: 80, latency: 20 } },
+      steps: ${o.steps}, decisionTimeout: ${o.decisionTimeout ?? '1h'} }`;
 }

@@ -5,6 +5,9 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createDeployActivities, createRegistryActivities, createScanActivities, releaseIsRunning } from '../activities';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { KubeCluster } from '../activities/kubernetes/cluster';
+import { KubeCanary } from '../activities/kubernetes/canary';
+import { createCanaryActivities } from '../activities/canary';
+import { PrometheusProvider } from '../activities/metrics/prometheus';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
@@ -30,6 +33,7 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
         ...(process.env.SLIPWAY_ARM_ENDPOINT ? { endpoint: process.env.SLIPWAY_ARM_ENDPOINT } : {}),
       }),
   });
+  const cluster = new KubeCluster();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -39,7 +43,8 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
       ...createRegistryActivities({ registries }),
       ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
       // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).
-      ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster: new KubeCluster(), credentials, holderActive: releaseIsRunning }),
+      ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster, credentials, holderActive: releaseIsRunning }),
+      ...createCanaryActivities({ canaries: new KubeCanary(cluster), metrics: (url) => new PrometheusProvider(url) }),
     },
   });
 }

@@ -3,6 +3,7 @@
  * Pure (zod only): the CLI, the workers and the workflow share it, and it never touches the file system.
  */
 import { z } from 'zod';
+import { judgeConfigSchema } from './canary/schema';
 import { IDENTITY_RE, IMAGE_REF_RE, KUBE_CONTEXT_RE, NAME_RE, REPO_PATH_RE, REPOSITORY_RE, RESERVED_VALUE_KEYS, VERSION_RE } from './rules';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
@@ -162,8 +163,58 @@ export const deployConfigSchema = z.strictObject({
   smoke: z.array(smokeConfigSchema).default([{ type: 'rollout' }, { type: 'http', url: 'http://{service}.{namespace}.svc/healthz', expectStatus: 200, timeout: '30s' }]),
 });
 
+const canaryStepSchema = z.union([
+  z.strictObject({ setWeight: z.number().int('must be a whole percentage').min(1, 'must be at least 1').max(99, 'must be below 100 (promotion sends 100 %)') }),
+  z.strictObject({ analysis: z.strictObject({ duration: durationSchema, interval: durationSchema }) }),
+  // A pause with a duration ends by itself; without one it waits for a person (promote or skip) up to decisionTimeout.
+  z.strictObject({ pause: z.strictObject({ duration: durationSchema.optional() }) }),
+]);
+
+export const canaryConfigSchema = z
+  .strictObject({
+    traffic: z
+      .discriminatedUnion('type', [
+        z.strictObject({ type: z.literal('replicas') }),
+        z.strictObject({ type: z.literal('gateway-api'), route: nameSchema }),
+        z.strictObject({ type: z.literal('istio'), virtualService: nameSchema }),
+      ])
+      .default({ type: 'replicas' }),
+    prometheus: z.strictObject({
+      url: z.string().url('must be a URL'),
+      stepSeconds: z.number().int().min(1).max(3600).default(10),
+    }),
+    /** One PromQL query per judged metric; `$track` becomes "baseline" or "canary". */
+    queries: z.record(z.string().min(1).max(200), z.string().min(1).max(4000).refine((q) => q.includes('$track'), 'must use $track to tell baseline from canary')),
+    judge: judgeConfigSchema,
+    steps: z.array(canaryStepSchema).min(1, 'must list at least one step'),
+    /** How long an inconclusive result or an open-ended pause waits for a person; then the canary is rolled back. */
+    decisionTimeout: durationSchema.default('1h'),
+  })
+  .superRefine((c, ctx) => {
+    c.judge.metrics.forEach((m, i) => {
+      if (!c.queries[m.name]) ctx.addIssue({ code: 'custom', path: ['judge', 'metrics', i, 'name'], message: `has no query in canary.queries` });
+    });
+    for (const q of Object.keys(c.queries)) {
+      if (!c.judge.metrics.some((m) => m.name === q)) ctx.addIssue({ code: 'custom', path: ['queries', q], message: 'is not a metric of canary.judge.metrics' });
+    }
+    let intervals = 0;
+    c.steps.forEach((s, i) => {
+      if (!('analysis' in s)) return;
+      const d = parseDuration(s.analysis.duration)!;
+      const iv = parseDuration(s.analysis.interval)!;
+      if (iv > d) ctx.addIssue({ code: 'custom', path: ['steps', i, 'analysis', 'interval'], message: 'must not be longer than the duration' });
+      intervals += Math.ceil(d / iv);
+    });
+    if (!c.steps.some((s) => 'analysis' in s)) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'must include at least one analysis step' });
+    // Every interval's measurements go into the workflow history; this keeps it bounded.
+    if (intervals > 120) ctx.addIssue({ code: 'custom', path: ['steps'], message: `add up to ${intervals} analysis intervals; at most 120` });
+  });
+export type CanaryConfig = z.infer<typeof canaryConfigSchema>;
+
 export const environmentConfigSchema = z.strictObject({
   registry: nameSchema,
+  /** Progressive delivery for this environment's deploys (needs kubeContext and a release already running there). */
+  canary: canaryConfigSchema.optional(),
   /** The cluster (a context in the workers' kubeconfig) and namespace this environment deploys to. */
   kubeContext: kubeContextSchema.optional(),
   namespace: nameSchema.optional(),
@@ -249,6 +300,7 @@ export const slipwayConfigSchema = z
     });
     if (new Set(order).size !== order.length) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: 'must not list an environment twice' });
     for (const [env, e] of Object.entries(cfg.environments)) {
+      if (e.canary && !e.kubeContext) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary'], message: 'needs kubeContext and namespace (a canary runs in a cluster)' });
       if (Boolean(e.kubeContext) !== Boolean(e.namespace)) {
         ctx.addIssue({ code: 'custom', path: ['environments', env, e.kubeContext ? 'namespace' : 'kubeContext'], message: 'kubeContext and namespace go together (where this environment deploys)' });
       }

@@ -23,6 +23,10 @@ export const ErrorTypes = {
   EnvironmentBusy: 'EnvironmentBusyError',
   /** A kube context the worker's kubeconfig does not have, or a cluster that refuses the worker. */
   ClusterConfig: 'ClusterConfigError',
+  /** Prometheus rejected a canary query (bad PromQL, several series): the analysis cannot judge, so it fails. */
+  MetricQuery: 'MetricQueryError',
+  /** The canary analysis judged the canary worse than the baseline (or a person rolled it back). */
+  CanaryFailed: 'CanaryFailedError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -38,4 +42,5 @@ export const NON_RETRYABLE_ACTIVITY_ERRORS: string[] = [
   ErrorTypes.SmokeTestFailed,
   ErrorTypes.EnvironmentBusy,
   ErrorTypes.ClusterConfig,
+  ErrorTypes.MetricQuery,
 ];

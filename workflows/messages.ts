@@ -1,8 +1,10 @@
 /** Workflow messages, defined once and imported by the workflow, the CLI and the UI alike. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AbortRequest, ApprovalRequest, ApprovalResponse, ReleaseStatus } from './types';
+import type { AbortRequest, ApprovalRequest, ApprovalResponse, CanaryActionRequest, CanaryStatus, ReleaseStatus } from './types';
 
 export const statusQuery = defineQuery<ReleaseStatus>('status');
 export const approveUpdate = defineUpdate<ApprovalResponse, [ApprovalRequest]>('approve');
 export const rejectUpdate = defineUpdate<ApprovalResponse, [ApprovalRequest]>('reject');
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
+/** Operators steer a running canary: promote now, skip the current step (a pause or an analysis), or roll back. */
+export const canaryUpdate = defineUpdate<CanaryStatus, [CanaryActionRequest]>('canary');

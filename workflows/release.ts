@@ -17,7 +17,8 @@ import {
 } from '@temporalio/workflow';
 import { refusalReason, describeApprovers } from './approval';
 import { ErrorTypes } from './errors';
-import { abortSignal, approveUpdate, rejectUpdate, statusQuery } from './messages';
+import { abortSignal, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
+import { judge } from './canary/judge';
 
 const INBOX_MEMO_PATCH = 'inbox-memo';
 import { SA } from './search-attributes';
@@ -25,9 +26,10 @@ import type {
   AbortRequest,
   ApprovalRequest,
   ApprovalResponse,
+  CanaryActionRequest,
+  CanaryStatus,
   DeployLockInput,
   DeployLockResult,
-  DeploymentRecord,
   EnvironmentPlan,
   InboxEntry,
   ReleaseInput,
@@ -37,6 +39,7 @@ import type {
   RollbackResult,
   SmokeTestResult,
   StageKind,
+  StartCanaryResult,
   StageStatus,
 } from './types';
 import { releaseInputProblems } from './rules';
@@ -61,6 +64,7 @@ class Release {
     const addDeploy = (env: EnvironmentPlan) => {
       if (!env.deploy) return;
       add(`deploy:${env.name}`, 'deploy', env.name);
+      if (env.canary) add(`canary:${env.name}`, 'canary', env.name);
       if (env.deploy.smoke.length) add(`smoke:${env.name}`, 'smoke', env.name);
     };
     if (deploys) add('preflight', 'preflight');
@@ -224,6 +228,14 @@ export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseRe
   });
 
   const deploys = new Deploys(input, release);
+  setHandler(canaryUpdate, (req) => deploys.canaryAction(req), {
+    validator: (req) => {
+      const c = status.canary;
+      if (!c || !['running', 'paused', 'awaiting-decision'].includes(c.state)) throw ApplicationFailure.nonRetryable('no canary analysis is running', ErrorTypes.InvalidInput);
+      if (!req || !['promote', 'skip', 'rollback'].includes(req.action)) throw ApplicationFailure.nonRetryable('action must be promote, skip or rollback', ErrorTypes.InvalidInput);
+      if (!req.by) throw ApplicationFailure.nonRetryable('by: who acts must be named', ErrorTypes.InvalidInput);
+    },
+  });
   try {
     await pipeline.run(() => runPipeline(input, release, () => rejection, deploys));
     await deploys.unlockAll();
@@ -393,6 +405,9 @@ async function runPipeline(
   }
 }
 
+const describe = (i: { metrics: { name: string; classification: string }[] }) =>
+  i.metrics.filter((m) => m.classification !== 'Pass').map((m) => `${m.name} ${m.classification}`).join(', ') || 'all metrics pass';
+
 interface Touched {
   env: EnvironmentPlan;
   previousRevision: number;
@@ -406,6 +421,9 @@ class Deploys {
   readonly any: boolean;
   private readonly touched: Touched[] = [];
   private readonly locks = new Map<string, DeployLockInput>();
+  /** Live canaries by environment: removed on promotion, or by compensation. */
+  private readonly canaries = new Map<string, EnvironmentPlan>();
+  private pending: CanaryActionRequest | undefined;
   private readonly releaseId = workflowInfo().workflowId;
   private readonly runId = workflowInfo().runId;
 
@@ -456,36 +474,47 @@ class Deploys {
     });
   }
 
-  /** Lock → capture the current revision → upgrade by digest → smoke test. `unlockAfter`: later environments follow. */
+  /**
+   * Lock → capture the current revision → upgrade by digest → smoke test. With a canary plan and a release already
+   * running there, the upgrade waits: the new image runs as a canary first and Helm changes only on promotion.
+   */
   async deploy(env: EnvironmentPlan, unlockAfter: boolean): Promise<void> {
     const plan = env.deploy!;
     const status = this.release.status;
     const repository = `${env.registry.host}/${env.repository}`;
     const image = `${repository}@${status.digest}`;
+    let canary: StartCanaryResult | undefined;
+    let previousRevision = 0;
     await this.release.run(`deploy:${env.name}`, async () => {
       const lock = await this.lock(env);
       const before = await kubeActs.inspectDeploy({ service: this.input.service, target: plan.target });
-      this.touched.push({ env, previousRevision: before.revision });
-      const record: DeploymentRecord = { ...plan.target, release: this.input.service, previousRevision: before.revision, image, state: 'deploying' };
-      status.deployments = { ...(status.deployments ?? {}), [env.name]: record };
-      const r = await deployActs(plan.timeoutMs).deployChart({
-        releaseId: this.releaseId,
-        runId: this.runId,
-        service: this.input.service,
-        version: this.input.version,
-        environment: env.name,
-        target: plan.target,
-        chart: { registry: this.input.environments[0].registry, repository: this.input.chart!.repository, digest: status.chart!.digest },
-        image: { repository, digest: status.digest! },
-        values: plan.values,
-        timeoutMs: plan.timeoutMs,
-        owner: this.input.requester,
-        changeCause: `slipway ${this.input.service} ${this.input.version} (${this.releaseId}) by ${this.input.requester}`,
-      });
-      record.revision = r.revision;
-      record.state = 'deployed';
-      return { ...r, previousRevision: before.revision, ...(before.appVersion ? { previousVersion: before.appVersion } : {}), lock };
+      previousRevision = before.revision;
+      status.deployments = { ...(status.deployments ?? {}), [env.name]: { ...plan.target, release: this.input.service, previousRevision, image, state: 'deploying' } };
+      if (env.canary && before.revision > 0) {
+        canary = await kubeActs.startCanary({ releaseId: this.releaseId, service: this.input.service, environment: env.name, target: plan.target, image });
+        this.canaries.set(env.name, env);
+        status.deployments[env.name].state = 'canary';
+        return { canary: canary.canary, stableImage: canary.stableImage, stableReplicas: canary.stableReplicas, previousRevision, lock };
+      }
+      const r = await this.upgrade(env, image, previousRevision);
+      return { ...r, previousRevision, ...(before.appVersion ? { previousVersion: before.appVersion } : {}), lock };
     });
+    if (env.canary) {
+      const id = `canary:${env.name}`;
+      if (!canary) this.release.end(id, 'skipped', { note: 'nothing was deployed here before: there is no baseline to compare with, so the release was deployed directly' });
+      else {
+        await this.release.run(id, async () => {
+          const analysis = await this.analyse(env, canary!);
+          // Promotion: the canary's image becomes the stable one (a Helm upgrade), then the canary goes.
+          this.release.status.canary!.state = 'promoting';
+          const r = await this.upgrade(env, image, previousRevision);
+          await kubeActs.removeCanary({ service: this.input.service, target: plan.target, traffic: env.canary!.traffic });
+          this.canaries.delete(env.name);
+          this.release.status.canary!.state = 'promoted';
+          return { ...analysis, promotedRevision: r.revision };
+        });
+      }
+    }
     if (plan.smoke.length) {
       await this.release.run(`smoke:${env.name}`, async () => {
         const checks: SmokeTestResult[] = [];
@@ -496,11 +525,123 @@ class Deploys {
     if (unlockAfter) await this.unlock(env.name);
   }
 
+  /** `helm upgrade --install --wait` of the release's chart and digest; the environment counts as touched from here. */
+  private async upgrade(env: EnvironmentPlan, image: string, previousRevision: number) {
+    const plan = env.deploy!;
+    const status = this.release.status;
+    const record = status.deployments![env.name];
+    this.touched.push({ env, previousRevision });
+    const r = await deployActs(plan.timeoutMs).deployChart({
+      releaseId: this.releaseId,
+      runId: this.runId,
+      service: this.input.service,
+      version: this.input.version,
+      environment: env.name,
+      target: plan.target,
+      chart: { registry: this.input.environments[0].registry, repository: this.input.chart!.repository, digest: status.chart!.digest },
+      image: { repository: image.slice(0, image.indexOf('@')), digest: status.digest! },
+      values: plan.values,
+      timeoutMs: plan.timeoutMs,
+      owner: this.input.requester,
+      changeCause: `slipway ${this.input.service} ${this.input.version} (${this.releaseId}) by ${this.input.requester}`,
+    });
+    record.revision = r.revision;
+    record.state = 'deployed';
+    return r;
+  }
+
+  /** What an operator asked of the running canary; the analysis loop acts on it at its next wake-up. */
+  canaryAction(req: CanaryActionRequest): CanaryStatus {
+    const c = this.release.status.canary!;
+    this.pending = req;
+    c.decision = { action: req.action, by: req.by, ...(req.reason ? { reason: req.reason } : {}), at: iso() };
+    return c;
+  }
+
+  /**
+   * The canary steps: set a weight, analyse (judge cumulative measurements at each interval; a score at or below
+   * marginal fails at once, the last must reach pass, an inconclusive one asks a person), or pause.
+   */
+  private async analyse(env: EnvironmentPlan, started: StartCanaryResult): Promise<Record<string, unknown>> {
+    const plan = env.canary!;
+    const target = env.deploy!.target;
+    const c: CanaryStatus = { environment: env.name, state: 'running', step: 0, weight: 0, intervals: [] };
+    this.release.status.canary = c;
+    const { pass, marginal } = plan.judge.thresholds;
+    const take = (action: CanaryActionRequest['action']) => this.pending?.action === action;
+    const rolledBack = () => {
+      const p = this.pending!;
+      return ApplicationFailure.nonRetryable(`canary rolled back by ${p.by}${p.reason ? `: ${p.reason}` : ''}`, ErrorTypes.CanaryFailed, c);
+    };
+    /** Waits up to `ms` for an operator's action; true when one arrived. */
+    const wait = async (ms: number) => condition(() => this.pending !== undefined, ms);
+    for (let i = 0; i < plan.steps.length && !take('promote'); i++) {
+      const step = plan.steps[i];
+      c.step = i;
+      if (take('rollback')) throw rolledBack();
+      if (take('skip')) this.pending = undefined;
+      if ('setWeight' in step) {
+        const r = await kubeActs.setCanaryWeight({ service: this.input.service, target, traffic: plan.traffic, weight: step.setWeight, stableReplicas: started.stableReplicas });
+        c.weight = r.weight;
+        continue;
+      }
+      if ('pause' in step) {
+        c.state = 'paused';
+        const acted = await wait(step.pause.durationMs ?? plan.decisionTimeoutMs);
+        if (!acted && step.pause.durationMs === undefined) throw ApplicationFailure.nonRetryable(`nobody promoted the canary within ${plan.decisionTimeoutMs} ms`, ErrorTypes.CanaryFailed, c);
+        if (take('rollback')) throw rolledBack();
+        c.state = 'running';
+        continue;
+      }
+      const start = Date.now();
+      const end = start + step.analysis.durationMs;
+      let last: CanaryStatus['intervals'][number] | undefined;
+      for (let t = start; t < end; ) {
+        const next = Math.min(t + step.analysis.intervalMs, end);
+        if (await wait(next - Date.now())) break;
+        const m = await kubeActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(start), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
+        const r = judge(plan.judge, m.metrics);
+        last = { step: i, at: iso(), weight: c.weight, score: r.score, result: r.result, metrics: r.metrics.map((x) => ({ name: x.name, classification: x.classification, deviation: x.deviation })) };
+        c.intervals.push(last);
+        if (r.score <= marginal) {
+          throw ApplicationFailure.nonRetryable(`canary failed analysis: score ${r.score.toFixed(1)} ≤ marginal ${marginal} (${describe(last)})`, ErrorTypes.CanaryFailed, c);
+        }
+        t = next;
+      }
+      if (take('rollback')) throw rolledBack();
+      if (this.pending || !last || last.score >= pass) continue;
+      // Between marginal and pass: not bad enough to fail, not good enough to promote. A person decides.
+      c.state = 'awaiting-decision';
+      c.awaitingUntil = iso(Date.now() + plan.decisionTimeoutMs);
+      const acted = await wait(plan.decisionTimeoutMs);
+      c.awaitingUntil = undefined;
+      if (!acted) throw ApplicationFailure.nonRetryable(`canary inconclusive (score ${last.score.toFixed(1)}) and no decision within ${plan.decisionTimeoutMs} ms`, ErrorTypes.CanaryFailed, c);
+      if (take('rollback')) throw rolledBack();
+      c.state = 'running';
+    }
+    if (take('rollback')) throw rolledBack();
+    const final = c.intervals.at(-1);
+    return { intervals: c.intervals.length, finalScore: final?.score, finalResult: final?.result, ...(this.pending ? { decision: c.decision } : {}) };
+  }
+
   /** Rolls back every touched environment, newest first; returns a note when a rollback could not be done. */
   async rollBackAll(reason: string): Promise<string | undefined> {
-    if (!this.touched.length) return undefined;
+    if (!this.touched.length && !this.canaries.size) return undefined;
     const problems: string[] = [];
     await CancellationScope.nonCancellable(async () => {
+      // A live canary goes first: traffic back to stable, the canary's Deployment and Service removed.
+      for (const [name, env] of [...this.canaries]) {
+        try {
+          await kubeActs.removeCanary({ service: this.input.service, target: env.deploy!.target, traffic: env.canary!.traffic });
+          this.canaries.delete(name);
+          const c = this.release.status.canary;
+          if (c?.environment === name) c.state = 'rolled-back';
+          const record = this.release.status.deployments?.[name];
+          if (record?.state === 'canary') record.state = 'rolled-back';
+        } catch (err) {
+          problems.push(`removing the canary in ${name} failed: ${messageOf(err)}`);
+        }
+      }
       for (const t of [...this.touched].reverse()) {
         const id = `rollback:${t.env.name}`;
         this.release.addStage(id, 'rollback', t.env.name);

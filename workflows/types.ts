@@ -4,6 +4,7 @@
  * It never holds a secret — credentials stay in the workers' environment.
  */
 import { z } from 'zod';
+import type { JudgeConfig, JudgeResult } from './canary/judge';
 import {
   digestSchema,
   gitShaSchema,
@@ -74,6 +75,18 @@ export const deployPlanSchema = z.strictObject({
 });
 export type DeployPlan = z.infer<typeof deployPlanSchema>;
 
+export type CanaryStepPlan = { setWeight: number } | { analysis: { durationMs: number; intervalMs: number } } | { pause: { durationMs?: number } };
+export interface CanaryPlan {
+  traffic: { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
+  prometheus: { url: string; stepSeconds: number };
+  queries: { name: string; query: string }[];
+  judge: JudgeConfig;
+  steps: CanaryStepPlan[];
+  decisionTimeoutMs: number;
+}
+// The plan is built from a config that zod already checked (canaryConfigSchema); here only its shape is asserted.
+const canaryPlanSchema = z.custom<CanaryPlan>((v) => typeof v === 'object' && v !== null && Array.isArray((v as CanaryPlan).steps) && Array.isArray((v as CanaryPlan).queries));
+
 export const environmentPlanSchema = z.strictObject({
   name: nameSchema,
   registry: registryRefSchema,
@@ -82,6 +95,8 @@ export const environmentPlanSchema = z.strictObject({
   scan: scanPlanSchema.optional(),
   /** Present when the environment is a Kubernetes cluster the release is deployed to with Helm. */
   deploy: deployPlanSchema.optional(),
+  /** Present when deploys to this environment go through canary analysis. */
+  canary: canaryPlanSchema.optional(),
 });
 export type EnvironmentPlan = z.infer<typeof environmentPlanSchema>;
 
@@ -110,7 +125,7 @@ export const releaseInputSchema = z
   .refine((i) => Boolean(i.chart) || i.environments.every((e) => !e.deploy), { message: 'environments deploy with Helm, so the service needs a chart', path: ['chart'] });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
 
-export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'preflight' | 'chart' | 'deploy' | 'smoke' | 'rollback';
+export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'preflight' | 'chart' | 'deploy' | 'smoke' | 'rollback' | 'canary';
 export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StageStatus {
@@ -151,6 +166,7 @@ export interface ReleaseStatus {
   awaitingApproval?: { environment: string; required: number; received: number; deadline: string; approvers: string[] };
   /** The chart every deploy of this release installs, by digest. */
   chart?: { reference: string; digest: string };
+  canary?: CanaryStatus;
   /** By environment: the Helm revision this release deployed and the one it replaced (what a rollback returns to). */
   deployments?: Record<string, DeploymentRecord>;
   abort?: { reason: string; by: string; at: string };
@@ -166,7 +182,7 @@ export interface DeploymentRecord {
   previousRevision: number;
   revision?: number;
   image: string;
-  state: 'deploying' | 'deployed' | 'rolled-back' | 'rollback-skipped' | 'rollback-failed';
+  state: 'deploying' | 'canary' | 'deployed' | 'rolled-back' | 'rollback-skipped' | 'rollback-failed';
 }
 
 export type ReleaseResult = ReleaseStatus;
@@ -393,3 +409,64 @@ export interface RollbackRequest {
   timeoutMs: number;
 }
 export const rollbackWorkflowId = (releaseId: string, environment: string, at: string): string => `rollback:${releaseId}:${environment}:${at}`;
+
+// ---- canary activities ----
+
+export interface StartCanaryInput {
+  releaseId: string;
+  service: string;
+  environment: string;
+  target: KubeTargetPlan;
+  image: string;
+}
+export interface StartCanaryResult {
+  canary: string;
+  stableImage?: string;
+  stableReplicas: number;
+}
+export interface SetCanaryWeightInput {
+  service: string;
+  target: KubeTargetPlan;
+  traffic: CanaryPlan['traffic'];
+  weight: number;
+  stableReplicas: number;
+}
+export interface MeasureCanaryInput {
+  prometheusUrl: string;
+  queries: { name: string; query: string }[];
+  start: string;
+  end: string;
+  stepSeconds: number;
+}
+export interface CanaryMeasurement {
+  metrics: { name: string; baseline: number[]; canary: number[] }[];
+}
+export interface RemoveCanaryInput {
+  service: string;
+  target: KubeTargetPlan;
+  traffic: CanaryPlan['traffic'];
+}
+
+/** One judged interval, as the status and the history keep it (the raw points are in the activity's result). */
+export interface CanaryInterval {
+  step: number;
+  at: string;
+  weight: number;
+  score: number;
+  result: JudgeResult['result'];
+  metrics: { name: string; classification: string; deviation: number }[];
+}
+export interface CanaryStatus {
+  environment: string;
+  state: 'running' | 'paused' | 'awaiting-decision' | 'promoting' | 'promoted' | 'rolled-back';
+  step: number;
+  weight: number;
+  intervals: CanaryInterval[];
+  decision?: { action: string; by: string; reason?: string; at: string };
+  awaitingUntil?: string;
+}
+export interface CanaryActionRequest {
+  action: 'promote' | 'skip' | 'rollback';
+  by: string;
+  reason?: string;
+}

@@ -51,12 +51,13 @@ export class KubeCluster implements Cluster {
     return kc;
   }
 
-  private api<T extends K8s.ApiType>(context: string, api: new (config: K8s.Configuration) => T): T {
+  /** A typed API client for one context (other Kubernetes adapters build on it). */
+  api<T extends K8s.ApiType>(context: string, api: new (config: K8s.Configuration) => T): T {
     return this.config(context).makeApiClient(api);
   }
 
   /** Network and auth failures become named errors; everything else passes through. */
-  private async call<T>(target: KubeTarget, what: string, fn: () => Promise<T>): Promise<T> {
+  async call<T>(target: KubeTarget, what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {

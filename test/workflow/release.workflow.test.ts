@@ -55,7 +55,7 @@ const acts: SlipwayActivities = {
     return { source: input.source, target: input.target, digest: input.expectDigest ?? DIGEST, mediaType: 'x', manifests: 1, blobsMounted: 2, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0, method: 'oci-copy' };
   },
   // These releases do not deploy (deploy compensation has its own workflow test).
-  ...pick(noopActivities(DIGEST), ['packageChart', 'inspectDeploy', 'deployChart', 'rollbackDeploy', 'smokeTest', 'acquireDeployLock', 'releaseDeployLock']),
+  ...pick(noopActivities(DIGEST), ['packageChart', 'inspectDeploy', 'deployChart', 'rollbackDeploy', 'smokeTest', 'acquireDeployLock', 'releaseDeployLock', 'startCanary', 'setCanaryWeight', 'measureCanary', 'removeCanary']),
 };
 
 beforeAll(async () => {

@@ -1,0 +1,79 @@
+/**
+ * Canary activities: start the canary beside the stable Deployment, move traffic, measure both tracks in
+ * Prometheus, remove the canary. Judging is the workflow's (workflows/canary/judge.ts, pure), so every score and
+ * decision is recorded in the history next to the measurements it was made from.
+ */
+import { ApplicationFailure } from '@temporalio/activity';
+import { ErrorTypes } from '../workflows/errors';
+import type { CanaryMeasurement, MeasureCanaryInput, RemoveCanaryInput, SetCanaryWeightInput, StartCanaryInput, StartCanaryResult } from '../workflows/types';
+import type { SlipwayActivities } from './contract';
+import { heartbeat } from './common';
+import type { KubeCanary } from './kubernetes/canary';
+import { KubeError } from './kubernetes/cluster';
+import { MetricQueryError, trackQuery } from './metrics/prometheus';
+import type { MetricProvider } from './ports';
+
+function kubeFailure(err: unknown): unknown {
+  if (err instanceof KubeError && (err.kind === 'unknown-context' || err.kind === 'forbidden')) return ApplicationFailure.nonRetryable(err.message, ErrorTypes.ClusterConfig);
+  return err;
+}
+
+export interface CanaryDeps {
+  canaries: KubeCanary;
+  /** The metric provider for a Prometheus URL (from slipway.yaml; no credentials in it). */
+  metrics: (url: string) => MetricProvider;
+}
+
+export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities, 'startCanary' | 'setCanaryWeight' | 'measureCanary' | 'removeCanary'> {
+  return {
+    async startCanary(input: StartCanaryInput): Promise<StartCanaryResult> {
+      try {
+        return await deps.canaries.start(input.target, input.service, input.image, {
+          'slipway.dev/release': input.releaseId,
+          'slipway.dev/environment': input.environment,
+          'slipway.dev/digest': input.image.slice(input.image.indexOf('@') + 1),
+        });
+      } catch (err) {
+        throw kubeFailure(err);
+      }
+    },
+
+    async setCanaryWeight(input: SetCanaryWeightInput) {
+      try {
+        return await deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas);
+      } catch (err) {
+        throw kubeFailure(err);
+      }
+    },
+
+    async measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement> {
+      const provider = deps.metrics(input.prometheusUrl);
+      const range = { start: new Date(input.start), end: new Date(input.end), stepSeconds: input.stepSeconds };
+      const metrics: CanaryMeasurement['metrics'] = [];
+      for (const q of input.queries) {
+        heartbeat({ measuring: q.name });
+        try {
+          const [baseline, canary] = await Promise.all([
+            provider.queryRange({ ...range, query: trackQuery(q.query, 'baseline') }),
+            provider.queryRange({ ...range, query: trackQuery(q.query, 'canary') }),
+          ]);
+          metrics.push({ name: q.name, baseline, canary });
+        } catch (err) {
+          // A query Prometheus rejects will not improve on retry; an unreachable Prometheus may.
+          if (err instanceof MetricQueryError && !/unreachable/.test(err.message)) throw ApplicationFailure.nonRetryable(`${q.name}: ${err.message}`, ErrorTypes.MetricQuery);
+          throw err;
+        }
+      }
+      return { metrics };
+    },
+
+    async removeCanary(input: RemoveCanaryInput) {
+      try {
+        await deps.canaries.remove(input.target, input.service, input.traffic);
+        return { removed: true };
+      } catch (err) {
+        throw kubeFailure(err);
+      }
+    },
+  };
+}

@@ -1,0 +1,141 @@
+/**
+ * Canaries on Kubernetes, the way Flagger does it: the stable Deployment (Helm's) stays as it is; a copy named
+ * `<name>-canary` runs the new image with `track: canary` pods, and its own Service `<name>-canary`. Traffic moves by
+ * one of three routers: replica ratio behind the shared Service, Gateway API `HTTPRoute` backend weights, or Istio
+ * `VirtualService` route weights — the last two patched as custom objects on the API server.
+ */
+import { k8s, type K8s } from './client';
+import type { KubeCluster } from './cluster';
+import type { KubeTarget } from '../ports';
+
+export type TrafficPlan = { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
+
+const isHttp = (err: unknown, code: number) => (err as { code?: number })?.code === code;
+export const canaryName = (stable: string): string => `${stable}-canary`;
+
+export class KubeCanary {
+  constructor(private readonly cluster: KubeCluster) {}
+
+  private apps(t: KubeTarget) {
+    return this.cluster.api(t.context, k8s.AppsV1Api);
+  }
+
+  /** Creates (or updates, on a retry) the canary Deployment and Service from the stable ones; 0 replicas to start. */
+  async start(t: KubeTarget, stable: string, image: string, marks: Record<string, string>): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
+    return this.cluster.call(t, `start canary of ${stable}`, async () => {
+      const apps = this.apps(t);
+      const d = await apps.readNamespacedDeployment({ name: stable, namespace: t.namespace });
+      const name = canaryName(stable);
+      const strip = (labels: Record<string, string> = {}) => {
+        const { 'app.kubernetes.io/managed-by': _m, 'helm.sh/chart': _c, ...rest } = labels;
+        return { ...rest, 'app.kubernetes.io/managed-by': 'slipway', track: 'canary' };
+      };
+      const template = d.spec!.template;
+      const body: K8s.V1Deployment = {
+        metadata: { name, namespace: t.namespace, labels: strip(d.metadata?.labels), annotations: marks },
+        spec: {
+          ...d.spec!,
+          replicas: 0,
+          selector: { matchLabels: { ...(d.spec!.selector.matchLabels ?? {}), track: 'canary' } },
+          template: {
+            metadata: { labels: { ...(template.metadata?.labels ?? {}), track: 'canary' }, annotations: { ...(template.metadata?.annotations ?? {}), ...marks } },
+            spec: { ...template.spec!, containers: template.spec!.containers.map((c, i) => (i === 0 ? { ...c, image } : c)) },
+          },
+        },
+      };
+      try {
+        await apps.createNamespacedDeployment({ namespace: t.namespace, body });
+      } catch (err) {
+        if (!isHttp(err, 409)) throw err;
+        const existing = await apps.readNamespacedDeployment({ name, namespace: t.namespace });
+        await apps.replaceNamespacedDeployment({ name, namespace: t.namespace, body: { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata?.resourceVersion }, spec: { ...body.spec!, replicas: existing.spec?.replicas } } });
+      }
+      await this.canaryService(t, stable);
+      return { canary: name, stableImage: template.spec!.containers[0]?.image, stableReplicas: d.spec?.replicas ?? 1 };
+    });
+  }
+
+  /** `<name>-canary`: the stable Service's ports, selecting canary pods only (a router's canary backend). */
+  private async canaryService(t: KubeTarget, stable: string): Promise<void> {
+    const core = this.cluster.api(t.context, k8s.CoreV1Api);
+    let svc: K8s.V1Service;
+    try {
+      svc = await core.readNamespacedService({ name: stable, namespace: t.namespace });
+    } catch (err) {
+      if (isHttp(err, 404)) return; // no Service: replica-ratio canaries need none of their own
+      throw err;
+    }
+    const body: K8s.V1Service = {
+      metadata: { name: canaryName(stable), namespace: t.namespace, labels: { 'app.kubernetes.io/managed-by': 'slipway', track: 'canary' } },
+      spec: { type: 'ClusterIP', selector: { ...(svc.spec?.selector ?? {}), track: 'canary' }, ports: svc.spec?.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort, protocol: p.protocol })) },
+    };
+    await core.createNamespacedService({ namespace: t.namespace, body }).catch((err) => {
+      if (!isHttp(err, 409)) throw err;
+    });
+  }
+
+  /**
+   * Sends `weight` % of traffic to the canary; returns the weight actually in effect. With replicas the stable
+   * Deployment keeps its size and the canary gets ceil(stable × w / (100 − w)) pods, so the ratio is approximate.
+   */
+  async setWeight(t: KubeTarget, stable: string, traffic: TrafficPlan, weight: number, stableReplicas: number): Promise<{ weight: number; canaryReplicas: number }> {
+    return this.cluster.call(t, `set canary weight of ${stable}`, async () => {
+      const replicas = weight <= 0 ? 0 : traffic.type === 'replicas' ? Math.ceil((stableReplicas * weight) / Math.max(1, 100 - weight)) : Math.max(1, stableReplicas);
+      await this.scale(t, canaryName(stable), replicas);
+      if (traffic.type === 'replicas') return { weight: replicas ? Math.round((100 * replicas) / (replicas + stableReplicas)) : 0, canaryReplicas: replicas };
+      await this.routeWeights(t, stable, traffic, weight);
+      return { weight, canaryReplicas: replicas };
+    });
+  }
+
+  private async scale(t: KubeTarget, name: string, replicas: number): Promise<void> {
+    const apps = this.apps(t);
+    const d = await apps.readNamespacedDeployment({ name, namespace: t.namespace });
+    if (d.spec?.replicas === replicas) return;
+    await apps.replaceNamespacedDeployment({ name, namespace: t.namespace, body: { ...d, spec: { ...d.spec!, replicas } } });
+  }
+
+  /** Rewrites the route's weights: backends named `<name>-canary` get `weight`, the others share the rest. */
+  async routeWeights(t: KubeTarget, stable: string, traffic: TrafficPlan, weight: number): Promise<Record<string, number>> {
+    if (traffic.type === 'replicas') return {};
+    const custom = this.cluster.api(t.context, k8s.CustomObjectsApi);
+    const ref =
+      traffic.type === 'gateway-api'
+        ? { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', name: traffic.route }
+        : { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', name: traffic.virtualService };
+    const obj: any = await custom.getNamespacedCustomObject({ ...ref, namespace: t.namespace });
+    const isCanary = (host?: string, subset?: string) => host === canaryName(stable) || subset === 'canary';
+    const weights: Record<string, number> = {};
+    const share = (backends: any[], canaryOf: (b: any) => boolean, label: (b: any) => string) => {
+      const stables = backends.filter((b) => !canaryOf(b));
+      if (!backends.some(canaryOf) || !stables.length) {
+        throw new Error(`${ref.plural}/${ref.name} needs a backend for ${canaryName(stable)} and one for the stable service`);
+      }
+      for (const b of backends) {
+        b.weight = canaryOf(b) ? weight : Math.floor((100 - weight) / stables.length);
+        weights[label(b)] = b.weight;
+      }
+    };
+    if (traffic.type === 'gateway-api') {
+      for (const rule of obj.spec?.rules ?? []) share(rule.backendRefs ?? [], (b) => isCanary(b.name), (b) => b.name);
+    } else {
+      for (const http of obj.spec?.http ?? []) share(http.route ?? [], (r) => isCanary(r.destination?.host, r.destination?.subset), (r) => `${r.destination?.host}${r.destination?.subset ? `/${r.destination.subset}` : ''}`);
+    }
+    await custom.replaceNamespacedCustomObject({ ...ref, namespace: t.namespace, body: obj });
+    return weights;
+  }
+
+  /** Traffic back to stable and the canary gone; idempotent. */
+  async remove(t: KubeTarget, stable: string, traffic: TrafficPlan): Promise<void> {
+    await this.cluster.call(t, `remove canary of ${stable}`, async () => {
+      if (traffic.type !== 'replicas') await this.routeWeights(t, stable, traffic, 0).catch((err) => {
+        if (!isHttp(err, 404)) throw err;
+      });
+      const ignore404 = (err: unknown) => {
+        if (!isHttp(err, 404)) throw err;
+      };
+      await this.apps(t).deleteNamespacedDeployment({ name: canaryName(stable), namespace: t.namespace }).catch(ignore404);
+      await this.cluster.api(t.context, k8s.CoreV1Api).deleteNamespacedService({ name: canaryName(stable), namespace: t.namespace }).catch(ignore404);
+    });
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * The canary loop of the release workflow on the real dev server, activities mocked (the measurements are made up
+ * here; the real ones come from Prometheus in the integration test): a healthy canary is promoted, a worse one is
+ * rolled back at the first bad interval, an inconclusive one waits for a person, operators promote or roll back.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { noopActivities } from '../../bench/noop-worker';
+import type { SlipwayActivities } from '../../activities/contract';
+import { parseConfig, planRelease } from '../../client/config';
+import type { SlipwayClient } from '../../client/client';
+import { seededGaussian } from '../../workflows/canary/judge';
+import type { ReleaseStatus } from '../../workflows/types';
+import { canaryText, deployConfigText } from '../deploy-helpers';
+import { eventually, startHarness, uniqueVersion, type Harness } from '../helpers';
+
+const NS = 'slipway-test';
+const calls: string[] = [];
+/** How much worse the canary's latency is than the baseline's (1 = the same). */
+let latencyFactor = 1;
+let errorsCanary = 0;
+const gauss = seededGaussian(42);
+const series = (mean: number, n = 30) => Array.from({ length: n }, () => mean * (1 + 0.05 * gauss()));
+
+const acts: SlipwayActivities = {
+  ...noopActivities(`sha256:${'9'.repeat(64)}`, 'canary-wf-host'),
+  async inspectDeploy() {
+    return { revision: 3, status: 'deployed' };
+  },
+  async deployChart(i) {
+    calls.push(`helm:${i.environment}`);
+    return { release: i.service, revision: 4, resumed: false, image: '', replicas: 2, available: 2, durationMs: 1 };
+  },
+  async startCanary(i) {
+    calls.push(`start:${i.environment}`);
+    return { canary: `${i.service}-canary`, stableImage: 'old', stableReplicas: 3 };
+  },
+  async setCanaryWeight(i) {
+    calls.push(`weight:${i.weight}`);
+    return { weight: i.weight, canaryReplicas: 1 };
+  },
+  async measureCanary(i) {
+    calls.push('measure');
+    return {
+      metrics: i.queries.map((q) =>
+        q.name === 'errors' ? { name: q.name, baseline: series(0.001), canary: series(0.001 + errorsCanary) } : { name: q.name, baseline: series(0.05), canary: series(0.05 * latencyFactor) },
+      ),
+    };
+  },
+  async removeCanary() {
+    calls.push('remove');
+    return { removed: true };
+  },
+};
+
+let slipway: SlipwayClient;
+let harness: Harness;
+beforeAll(async () => {
+  harness = await startHarness(NS, acts, 'canary-wf-host');
+  slipway = harness.slipway;
+});
+afterAll(() => harness.stop());
+beforeEach(() => {
+  calls.length = 0;
+  latencyFactor = 1;
+  errorsCanary = 0;
+});
+
+const STEPS = '[ { setWeight: 20 }, { analysis: { duration: 2s, interval: 1s } }, { setWeight: 50 }, { analysis: { duration: 2s, interval: 1s } } ]';
+function input(steps = STEPS) {
+  const text = deployConfigText({ ns: 'cw', approval: '{ approvers: [alice], timeout: 1h }', prodCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps }) });
+  return planRelease(parseConfig(text), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
+}
+
+async function approved(steps?: string): Promise<string> {
+  const { workflowId } = await slipway.start(input(steps));
+  await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
+  await slipway.decide(workflowId, 'approve', { approver: 'alice' });
+  return workflowId;
+}
+
+async function outcome(id: string): Promise<{ type?: string; status: ReleaseStatus }> {
+  let type: string | undefined;
+  try {
+    await slipway.handle(id).result();
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) type = (err.cause as any)?.type;
+  }
+  return { type, status: await slipway.status(id) };
+}
+
+test('a canary as good as the baseline is promoted: weights, intervals judged, Helm upgraded, canary removed', async () => {
+  const id = await approved();
+  const { type, status } = await outcome(id);
+  expect(type).toBeUndefined();
+  expect(status.phase).toBe('succeeded');
+  const prodCalls = calls.slice(calls.indexOf('start:prod'));
+  expect(prodCalls).toEqual(['start:prod', 'weight:20', 'measure', 'measure', 'weight:50', 'measure', 'measure', 'helm:prod', 'remove']);
+  expect(status.canary).toMatchObject({ environment: 'prod', state: 'promoted', weight: 50 });
+  expect(status.canary!.intervals).toHaveLength(4);
+  for (const i of status.canary!.intervals) expect(i.result).toBe('Pass');
+  expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'succeeded', result: { intervals: 4, finalResult: 'Pass', promotedRevision: 4 } });
+  expect(status.deployments?.prod).toMatchObject({ state: 'deployed', revision: 4 });
+}, 60_000);
+
+test('a canary with a higher error rate fails at the first interval and is removed; Helm is never upgraded', async () => {
+  errorsCanary = 0.05;
+  const id = await approved();
+  const { type, status } = await outcome(id);
+  expect(type).toBe('CanaryFailedError');
+  expect(status.error).toMatch(/score 0\.0 ≤ marginal 75 \(errors High/);
+  expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
+  expect(status.canary).toMatchObject({ state: 'rolled-back' });
+  expect(status.deployments?.prod.state).toBe('rolled-back');
+  // QA was deployed by this release too: it is rolled back with it.
+  expect(status.stages.find((s) => s.id === 'rollback:qa')?.state).toBe('succeeded');
+}, 60_000);
+
+test('an inconclusive canary waits for a person; operators can promote it', async () => {
+  latencyFactor = 1.3; // latency High (not critical, weight 20): a score of 80, between marginal and pass
+  const id = await approved('[ { setWeight: 20 }, { analysis: { duration: 1s, interval: 1s } } ]');
+  const waiting = await eventually(async () => {
+    const s = await slipway.status(id);
+    return s.canary?.state === 'awaiting-decision' ? s : undefined;
+  });
+  expect(waiting.canary!.intervals.at(-1)).toMatchObject({ result: 'Marginal' });
+  await expect(slipway.canary(id, { action: 'promote', by: '' })).rejects.toThrow(/who acts must be named/);
+  await slipway.canary(id, { action: 'promote', by: 'oncall', reason: 'latency within SLO' });
+  const { status } = await outcome(id);
+  expect(status.phase).toBe('succeeded');
+  expect(status.canary).toMatchObject({ state: 'promoted', decision: { action: 'promote', by: 'oncall', reason: 'latency within SLO' } });
+}, 60_000);
+
+test('an operator rolls a running canary back during an open-ended pause', async () => {
+  const id = await approved('[ { setWeight: 10 }, { analysis: { duration: 1s, interval: 1s } }, { pause: {} } ]');
+  await eventually(async () => (await slipway.status(id)).canary?.state === 'paused');
+  await slipway.canary(id, { action: 'rollback', by: 'oncall', reason: 'customer reports' });
+  const { type, status } = await outcome(id);
+  expect(type).toBe('CanaryFailedError');
+  expect(status.error).toContain('canary rolled back by oncall: customer reports');
+  expect(calls.at(-1)).not.toBe('helm:prod');
+  expect(calls).toContain('remove');
+}, 60_000);
