@@ -26,10 +26,12 @@ export class KubeCanary {
       const apps = this.apps(t);
       const d = await apps.readNamespacedDeployment({ name: stable, namespace: t.namespace });
       const name = canaryName(stable);
-      const strip = (labels: Record<string, string> = {}) => {
-        const { 'app.kubernetes.io/managed-by': _m, 'helm.sh/chart': _c, ...rest } = labels;
-        return { ...rest, 'app.kubernetes.io/managed-by': 'slipway', track: 'canary' };
-      };
+      // Helm does not own the copy: drop its chart label and say who manages it.
+      const strip = (labels: Record<string, string> = {}) => ({
+        ...Object.fromEntries(Object.entries(labels).filter(([k]) => k !== 'helm.sh/chart')),
+        'app.kubernetes.io/managed-by': 'slipway',
+        track: 'canary',
+      });
       const template = d.spec!.template;
       const body: K8s.V1Deployment = {
         metadata: { name, namespace: t.namespace, labels: strip(d.metadata?.labels), annotations: marks },
