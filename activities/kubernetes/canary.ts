@@ -118,10 +118,11 @@ export class KubeCanary {
         weights[label(b)] = b.weight;
       }
     };
-    if (traffic.type === 'gateway-api') {
-      for (const rule of obj.spec?.rules ?? []) share(rule.backendRefs ?? [], (b) => isCanary(b.name), (b) => b.name);
-    } else {
-      for (const http of obj.spec?.http ?? []) share(http.route ?? [], (r) => isCanary(r.destination?.host, r.destination?.subset), (r) => `${r.destination?.host}${r.destination?.subset ? `/${r.destination.subset}` : ''}`);
+    const lists: any[][] = traffic.type === 'gateway-api' ? (obj.spec?.rules ?? []).map((r: any) => r.backendRefs ?? []) : (obj.spec?.http ?? []).map((h: any) => h.route ?? []);
+    if (!lists.length) throw new Error(`${ref.plural}/${ref.name} has no ${traffic.type === 'gateway-api' ? 'rules' : 'http routes'} to weigh`);
+    for (const backends of lists) {
+      if (traffic.type === 'gateway-api') share(backends, (b) => isCanary(b.name), (b) => b.name);
+      else share(backends, (r) => isCanary(r.destination?.host, r.destination?.subset), (r) => `${r.destination?.host}${r.destination?.subset ? `/${r.destination.subset}` : ''}`);
     }
     await custom.replaceNamespacedCustomObject({ ...ref, namespace: t.namespace, body: obj });
     return weights;
