@@ -575,6 +575,8 @@ class Deploys {
     };
     /** Waits up to `ms` for an operator's action; true when one arrived. */
     const wait = async (ms: number) => condition(() => this.pending !== undefined, ms);
+    // Each judgement covers the canary's whole measured life so far (Kayenta's "lifetime" window): more points, more power.
+    let since: number | undefined;
     for (let i = 0; i < plan.steps.length && !take('promote'); i++) {
       const step = plan.steps[i];
       c.step = i;
@@ -594,12 +596,13 @@ class Deploys {
         continue;
       }
       const start = Date.now();
+      since ??= start;
       const end = start + step.analysis.durationMs;
       let last: CanaryStatus['intervals'][number] | undefined;
       for (let t = start; t < end; ) {
         const next = Math.min(t + step.analysis.intervalMs, end);
         if (await wait(next - Date.now())) break;
-        const m = await kubeActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(start), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
+        const m = await kubeActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(since), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
         const r = judge(plan.judge, m.metrics);
         last = { step: i, at: iso(), weight: c.weight, score: r.score, result: r.result, metrics: r.metrics.map((x) => ({ name: x.name, classification: x.classification, deviation: x.deviation })) };
         c.intervals.push(last);
