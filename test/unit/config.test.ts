@@ -169,3 +169,31 @@ describe('the workflow-side input rules (no zod) agree with the schemas', () => 
     );
   });
 });
+
+describe('deploy and canary configuration', () => {
+  const { canaryText, deployConfigText } = require('../deploy-helpers') as typeof import('../deploy-helpers');
+  const STEPS = '[ { setWeight: 20 }, { analysis: { duration: 2m, interval: 30s } } ]';
+  const withCanary = (canary: string) => deployConfigText({ ns: 'u', prodCanary: canary });
+  const canary = (o: Partial<Parameters<typeof canaryText>[0]> = {}) => canaryText({ prometheus: 'http://127.0.0.1:9090', steps: STEPS, ...o });
+
+  test('a canary plan carries durations in milliseconds and the queries by metric', () => {
+    const input = planRelease(parseConfig(withCanary(canary())), { service: 'delivery', version: 'v1.0.0', requester: 'ci' });
+    const prod = input.environments[1];
+    expect(prod.canary?.steps).toEqual([{ setWeight: 20 }, { analysis: { durationMs: 120_000, intervalMs: 30_000 } }]);
+    expect(prod.canary?.queries.map((q) => q.name)).toEqual(['errors', 'latency']);
+    expect(prod.canary?.judge.thresholds).toEqual({ pass: 95, marginal: 75 });
+  });
+
+  test.each([
+    ['an unknown field', canary().replace('decisionTimeout:', 'bogus: 1, decisionTimeout:'), /environments\.prod\.canary: Unrecognized key: "bogus"/],
+    ['marginal above pass', canary().replace('groupWeights:', 'groupWeights: { errors: 80, latency: 20 }, thresholds: { pass: 60, marginal: 80 }, x_:').replace(/, x_: \{[^}]*\} \}/, ' }'), /canary\.judge\.thresholds\.marginal: must not exceed thresholds\.pass \(60\)/],
+    ['a query without $track', canary().replace('track="$track"}[5s])) or', 'track="canary"}[5s])) or').replace(/\/ sum\(rate\(http_requests_total\{track="\$track"\}\[5s\]\)\)/, '/ 1'), /canary\.queries\.errors: must use \$track/],
+    ['a metric without a query', canary().replace(/latency: 'sum[^']*',?/, ''), /canary\.judge\.metrics\.1\.name: has no query in canary\.queries/],
+    ['an interval longer than its analysis', canary({ steps: '[ { analysis: { duration: 1m, interval: 2m } } ]' }), /canary\.steps\.0\.analysis\.interval: must not be longer than the duration/],
+    ['more than 120 intervals', canary({ steps: '[ { analysis: { duration: 3h, interval: 1m } } ]' }), /canary\.steps: add up to 180 analysis intervals; at most 120/],
+    ['no analysis step', canary({ steps: '[ { setWeight: 50 }, { pause: {} } ]' }), /canary\.steps: must include at least one analysis step/],
+    ['a weight of 100', canary({ steps: '[ { setWeight: 100 }, { analysis: { duration: 1m, interval: 1m } } ]' }), /canary\.steps\.0/],
+  ])('refuses %s', (_name, text, message) => {
+    expect(() => parseConfig(withCanary(text))).toThrow(message);
+  });
+});

@@ -4,6 +4,7 @@
  * rolled back at the first bad interval, an inconclusive one waits for a person, operators promote or roll back.
  */
 import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayActivities } from '../../activities/contract';
 import { parseConfig, planRelease } from '../../client/config';
@@ -18,6 +19,7 @@ const calls: string[] = [];
 /** How much worse the canary's latency is than the baseline's (1 = the same). */
 let latencyFactor = 1;
 let errorsCanary = 0;
+let measurement: 'data' | 'empty' | 'bad-query' = 'data';
 const gauss = seededGaussian(42);
 const series = (mean: number, n = 30) => Array.from({ length: n }, () => mean * (1 + 0.05 * gauss()));
 
@@ -40,6 +42,8 @@ const acts: SlipwayActivities = {
   },
   async measureCanary(i) {
     calls.push('measure');
+    if (measurement === 'bad-query') throw ApplicationFailure.create({ message: 'errors: Prometheus query failed (400 bad_data): parse error', type: 'MetricQueryError', nonRetryable: true });
+    if (measurement === 'empty') return { metrics: i.queries.map((q) => ({ name: q.name, baseline: [], canary: [] })) };
     return {
       metrics: i.queries.map((q) =>
         q.name === 'errors' ? { name: q.name, baseline: series(0.001), canary: series(0.001 + errorsCanary) } : { name: q.name, baseline: series(0.05), canary: series(0.05 * latencyFactor) },
@@ -63,6 +67,7 @@ beforeEach(() => {
   calls.length = 0;
   latencyFactor = 1;
   errorsCanary = 0;
+  measurement = 'data';
 });
 
 const STEPS = '[ { setWeight: 20 }, { analysis: { duration: 2s, interval: 1s } }, { setWeight: 50 }, { analysis: { duration: 2s, interval: 1s } } ]';
@@ -139,4 +144,25 @@ test('an operator rolls a running canary back during an open-ended pause', async
   expect(status.error).toContain('canary rolled back by oncall: customer reports');
   expect(calls.at(-1)).not.toBe('helm:prod');
   expect(calls).toContain('remove');
+}, 60_000);
+
+test('a query Prometheus rejects fails the analysis and rolls back; it never counts as a pass', async () => {
+  measurement = 'bad-query';
+  const id = await approved();
+  const { type, status } = await outcome(id);
+  expect(type).toBe('MetricQueryError');
+  expect(status.error).toContain('parse error');
+  expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
+}, 60_000);
+
+test('no data at all: the canary fails rather than passing', async () => {
+  measurement = 'empty';
+  const id = await approved();
+  const { type, status } = await outcome(id);
+  expect(type).toBe('CanaryFailedError');
+  // Kayenta's rules: with nanStrategy replace, missing errors read as zeros (Pass); latency has no data (Nodata);
+  // half the metrics without data scores 0.
+  expect(status.canary!.intervals[0]).toMatchObject({ score: 0, result: 'Fail' });
+  expect(status.canary!.intervals[0].metrics.map((m) => m.classification)).toEqual(['Pass', 'Nodata']);
+  expect(calls).not.toContain('helm:prod');
 }, 60_000);
