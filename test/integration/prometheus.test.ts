@@ -1,7 +1,7 @@
 /**
  * The Prometheus MetricProvider against a real Prometheus (Debian's) scraping real processes of the sample service
  * under local load — a baseline, a healthy canary and a canary with injected errors and latency — and the canary judge
- * on what it returns. (Groundwork for canary analysis: the traffic steps and the workflow loop are not built yet.)
+ * on what it returns. (The release workflow's canary loop on these metrics: test/integration/canary.test.ts.)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';

@@ -4,6 +4,8 @@
  * rolled back at the first bad interval, an inconclusive one waits for a person, operators promote or roll back.
  */
 import { WorkflowFailedError } from '@temporalio/client';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayActivities } from '../../activities/contract';
@@ -105,6 +107,11 @@ test('a canary as good as the baseline is promoted: weights, intervals judged, H
   for (const i of status.canary!.intervals) expect(i.result).toBe('Pass');
   expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'succeeded', result: { intervals: 4, finalResult: 'Pass', promotedRevision: 4 } });
   expect(status.deployments?.prod).toMatchObject({ state: 'deployed', revision: 4 });
+  // SLIPWAY_RECORD_CANARY_HISTORY=1 records this run for the replay test (deploys, canary, promotion).
+  if (process.env.SLIPWAY_RECORD_CANARY_HISTORY) {
+    const history = await slipway.handle(id).fetchHistory();
+    writeFileSync(join(__dirname, '..', 'histories', 'release-deploy-canary.json'), JSON.stringify((history as any).toJSON(), null, 1));
+  }
 }, 60_000);
 
 test('a canary with a higher error rate fails at the first interval and is removed; Helm is never upgraded', async () => {
