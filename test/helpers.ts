@@ -1,5 +1,5 @@
 /** Shared test helpers: a client and workers on the real dev server, release plans, unique versions. */
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,7 @@ import { SlipwayClient } from '../client/client';
 import { parseConfig, planRelease } from '../client/config';
 import type { SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
-import type { ReleaseInput } from '../workflows/types';
+import type { ReleaseInput, ReleaseStatus } from '../workflows/types';
 import { testStack } from './setup/stack-info';
 
 let runtimeInstalled = false;
@@ -145,4 +145,18 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: 
       resolve({ code: err ? ((err as any).code ?? 1) : 0, stdout, stderr, json });
     });
   });
+}
+
+/** How a release ended: its failure type and message (none when it succeeded) and its final status. */
+export async function outcomeOf(slipway: SlipwayClient, id: string): Promise<{ type?: string; message?: string; status: ReleaseStatus }> {
+  let type: string | undefined;
+  let message: string | undefined;
+  try {
+    await slipway.handle(id).result();
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    type = (err.cause as { type?: string } | undefined)?.type;
+    message = err.cause?.message;
+  }
+  return { type, message, status: await slipway.status(id) };
 }

@@ -89,7 +89,27 @@ export function statusFragment(s: ReleaseStatus): string {
 ${waiting}${s.error ? `<p class="notice err">${esc(s.error)}</p>` : ''}
 <h2>Stages</h2><table><thead><tr><th>Stage</th><th>State</th><th>Started</th><th>Took</th><th>Result</th></tr></thead><tbody>${stages}</tbody></table>
 <h2>Decisions</h2>${approvals}
-<h2>Images</h2><ul>${Object.entries(s.references).map(([env, ref]) => `<li>${esc(env)}: <code>${esc(ref)}</code></li>`).join('') || '<li>—</li>'}</ul>`;
+<h2>Images</h2><ul>${Object.entries(s.references).map(([env, ref]) => `<li>${esc(env)}: <code>${esc(ref)}</code></li>`).join('') || '<li>—</li>'}</ul>
+${deploymentsFragment(s)}${canaryFragment(s)}`;
+}
+
+function deploymentsFragment(s: ReleaseStatus): string {
+  const rows = Object.entries(s.deployments ?? {});
+  if (!rows.length) return '';
+  return `<h2>Deployments</h2><table><thead><tr><th>Environment</th><th>Where</th><th>Helm revision</th><th>Replaced</th><th>State</th></tr></thead><tbody>${rows
+    .map(([env, d]) => `<tr data-testid="deployment-${esc(env)}"><td>${esc(env)}</td><td><code>${esc(d.context)}/${esc(d.namespace)}</code></td><td>${esc(d.revision ?? '—')}</td><td>${esc(d.previousRevision || 'not installed')}</td><td>${esc(d.state)}</td></tr>`)
+    .join('')}</tbody></table>`;
+}
+
+/** Every judged interval: weight, score, verdict and each metric's classification. */
+function canaryFragment(s: ReleaseStatus): string {
+  const c = s.canary;
+  if (!c) return '';
+  const rows = c.intervals
+    .map((i) => `<tr><td>${when(i.at)}</td><td>${i.weight} %</td><td>${i.score.toFixed(1)}</td><td class="state-${i.result === 'Pass' ? 'succeeded' : i.result === 'Fail' ? 'failed' : 'waiting'}">${esc(i.result)}</td><td>${i.metrics.map((m) => `${esc(m.name)}: ${esc(m.classification)}`).join(', ')}</td></tr>`)
+    .join('');
+  return `<h2>Canary in ${esc(c.environment)}</h2><p data-testid="canary-state">${esc(c.state)} · step ${c.step + 1} · weight ${c.weight} %${c.decision ? ` · ${esc(c.decision.action)} by ${esc(c.decision.by)}` : ''}</p>
+<table><thead><tr><th>Judged</th><th>Weight</th><th>Score</th><th>Result</th><th>Metrics</th></tr></thead><tbody>${rows || '<tr><td colspan="5">no interval judged yet</td></tr>'}</tbody></table>`;
 }
 
 export function releasePage(id: string, s: ReleaseStatus, opts: { temporalWeb?: string; csrf: string; message?: { ok: boolean; text: string } }, who: Parameters<typeof layout>[2]): string {

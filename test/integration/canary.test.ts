@@ -6,7 +6,6 @@
  * images the releases built (baseline: the stable release's image; canary: the new release's), run by the Docker
  * engine on the host network, scraped by Prometheus with `track` labels, under local load from this test.
  */
-import { WorkflowFailedError } from '@temporalio/client';
 import type Docker from 'dockerode';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -19,7 +18,7 @@ import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { dockerFromEnv } from '../../workers/builder';
 import type { ReleaseStatus } from '../../workflows/types';
 import { canaryText, deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
-import { eventually, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
 import { releaseIsRunning } from '../../activities';
 import { testStack } from '../setup/stack-info';
@@ -96,15 +95,6 @@ async function atApproval(id: string): Promise<ReleaseStatus> {
   return status;
 }
 
-async function finish(id: string): Promise<{ type?: string; status: ReleaseStatus }> {
-  let type: string | undefined;
-  try {
-    await slipway.handle(id).result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) type = (err.cause as any)?.type;
-  }
-  return { type, status: await slipway.status(id) };
-}
 
 const localTag = (s: ReleaseStatus) => `${stack.registry.url}/delivery:${s.version}`; // the tag the build left in the engine
 let stable: ReleaseStatus;
@@ -113,7 +103,7 @@ test('the first release has no baseline: it is deployed directly and becomes the
   const { workflowId } = await start();
   await atApproval(workflowId);
   await slipway.decide(workflowId, 'approve', { approver: 'alice' });
-  const { type, status } = await finish(workflowId);
+  const { type, status } = await outcomeOf(slipway, workflowId);
   expect(type).toBeUndefined();
   expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'skipped', result: { note: expect.stringContaining('no baseline') } });
   stable = status;
@@ -135,7 +125,7 @@ test('a healthy canary is promoted: weights stepped, every interval judged Pass,
   const [canaryDeployment] = await cluster.workloads({ context: stack.contexts.prod, namespace: ns }, 'track=canary');
   expect(canaryDeployment?.image).toBe(`${stack.registry.url}/prod/delivery@${during.digest}`);
 
-  const { type, status } = await finish(workflowId);
+  const { type, status } = await outcomeOf(slipway, workflowId);
   expect([type, status.error]).toEqual([undefined, undefined]);
   expect(status.canary).toMatchObject({ state: 'promoted', weight: 50 });
   expect(status.canary!.intervals.map((i) => i.result)).toEqual(['Pass', 'Pass', 'Pass', 'Pass']);
@@ -161,7 +151,7 @@ test('a canary with a higher error rate is rolled back automatically; production
   const waiting = await atApproval(workflowId);
   await runTrack('canary', localTag(waiting), { ERROR_RATE: '0.3' });
   await slipway.decide(workflowId, 'approve', { approver: 'alice' });
-  const { type, status } = await finish(workflowId);
+  const { type, status } = await outcomeOf(slipway, workflowId);
   expect(type).toBe('CanaryFailedError');
   expect(status.error).toMatch(/canary failed analysis: score .* ≤ marginal 75 \(errors High/);
   expect(status.canary).toMatchObject({ state: 'rolled-back' });
@@ -178,6 +168,21 @@ test('a canary with a higher error rate is rolled back automatically; production
   expect(w.image).toBe(`${stack.registry.url}/prod/delivery@${stable.digest}`);
 }, 300_000);
 
+test('a canary with higher latency is judged inconclusive (latency weighs 20 %); nobody decides, so it is rolled back', async () => {
+  expect(stable?.phase).toBe('succeeded');
+  const { workflowId } = await start('[ { setWeight: 50 }, { analysis: { duration: 9s, interval: 3s } } ]');
+  const waiting = await atApproval(workflowId);
+  await runTrack('canary', localTag(waiting), { LATENCY_MS: '15' });
+  await slipway.decide(workflowId, 'approve', { approver: 'alice' });
+  const { type, status } = await outcomeOf(slipway, workflowId);
+  expect(type).toBe('CanaryFailedError');
+  expect(status.error).toMatch(/canary inconclusive \(score 80\.0\) and no decision within 20000 ms/);
+  const last = status.canary!.intervals.at(-1)!;
+  expect(last.metrics.find((m) => m.name === 'latency')).toMatchObject({ classification: 'High' });
+  expect(last.metrics.find((m) => m.name === 'latency')!.deviation).toBeGreaterThan(2);
+  expect(status.canary?.state).toBe('rolled-back');
+}, 300_000);
+
 test('an abort in the middle of the analysis rolls the canary back', async () => {
   const { workflowId } = await start('[ { setWeight: 20 }, { analysis: { duration: 120s, interval: 3s } } ]');
   const waiting = await atApproval(workflowId);
@@ -185,7 +190,7 @@ test('an abort in the middle of the analysis rolls the canary back', async () =>
   await slipway.decide(workflowId, 'approve', { approver: 'alice' });
   await eventually(async () => ((await slipway.status(workflowId)).canary?.intervals.length ?? 0) >= 1, 120_000);
   await slipway.abort(workflowId, 'wrong build', 'oncall');
-  const { type, status } = await finish(workflowId);
+  const { type, status } = await outcomeOf(slipway, workflowId);
   expect(type).toBe('ReleaseAbortedError');
   expect(status.canary?.state).toBe('rolled-back');
   const { cluster } = kube();

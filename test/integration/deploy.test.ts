@@ -4,7 +4,6 @@
  * rolled back automatically, an abort after the QA deploy, a release of an existing image (no build), and two
  * releases of one service kept out of one environment at the same time.
  */
-import { WorkflowFailedError } from '@temporalio/client';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import type { ReleaseStatus } from '../../workflows/types';
 import { deployConfigText, helmHistory, kube, uniqueNamespace, type DeployConfigOptions } from '../deploy-helpers';
-import { eventually, runCli, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { eventually, outcomeOf, runCli, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
 import { testStack } from '../setup/stack-info';
 
@@ -43,14 +42,11 @@ async function toApproval(id: string): Promise<ReleaseStatus> {
   return status;
 }
 
+
 async function failureOf(id: string): Promise<{ type?: string; message: string }> {
-  try {
-    await slipway.handle(id).result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) return { type: (err.cause as any)?.type, message: err.cause?.message ?? '' };
-    throw err;
-  }
-  throw new Error('the release did not fail');
+  const o = await outcomeOf(slipway, id);
+  if (!o.type) throw new Error('the release did not fail');
+  return { type: o.type, message: o.message ?? '' };
 }
 
 const stageOf = (s: ReleaseStatus, id: string) => s.stages.find((x) => x.id === id);

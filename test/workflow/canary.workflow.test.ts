@@ -3,7 +3,6 @@
  * here; the real ones come from Prometheus in the integration test): a healthy canary is promoted, a worse one is
  * rolled back at the first bad interval, an inconclusive one waits for a person, operators promote or roll back.
  */
-import { WorkflowFailedError } from '@temporalio/client';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -12,9 +11,8 @@ import type { SlipwayActivities } from '../../activities/contract';
 import { parseConfig, planRelease } from '../../client/config';
 import type { SlipwayClient } from '../../client/client';
 import { seededGaussian } from '../../workflows/canary/judge';
-import type { ReleaseStatus } from '../../workflows/types';
 import { canaryText, deployConfigText } from '../deploy-helpers';
-import { eventually, startHarness, uniqueVersion, type Harness } from '../helpers';
+import { eventually, outcomeOf, startHarness, uniqueVersion, type Harness } from '../helpers';
 
 const NS = 'slipway-test';
 const calls: string[] = [];
@@ -85,19 +83,10 @@ async function approved(steps?: string): Promise<string> {
   return workflowId;
 }
 
-async function outcome(id: string): Promise<{ type?: string; status: ReleaseStatus }> {
-  let type: string | undefined;
-  try {
-    await slipway.handle(id).result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) type = (err.cause as any)?.type;
-  }
-  return { type, status: await slipway.status(id) };
-}
 
 test('a canary as good as the baseline is promoted: weights, intervals judged, Helm upgraded, canary removed', async () => {
   const id = await approved();
-  const { type, status } = await outcome(id);
+  const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBeUndefined();
   expect(status.phase).toBe('succeeded');
   const prodCalls = calls.slice(calls.indexOf('start:prod'));
@@ -117,7 +106,7 @@ test('a canary as good as the baseline is promoted: weights, intervals judged, H
 test('a canary with a higher error rate fails at the first interval and is removed; Helm is never upgraded', async () => {
   errorsCanary = 0.05;
   const id = await approved();
-  const { type, status } = await outcome(id);
+  const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBe('CanaryFailedError');
   expect(status.error).toMatch(/score 0\.0 ≤ marginal 75 \(errors High/);
   expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
@@ -137,7 +126,7 @@ test('an inconclusive canary waits for a person; operators can promote it', asyn
   expect(waiting.canary!.intervals.at(-1)).toMatchObject({ result: 'Marginal' });
   await expect(slipway.canary(id, { action: 'promote', by: '' })).rejects.toThrow(/who acts must be named/);
   await slipway.canary(id, { action: 'promote', by: 'oncall', reason: 'latency within SLO' });
-  const { status } = await outcome(id);
+  const { status } = await outcomeOf(slipway, id);
   expect(status.phase).toBe('succeeded');
   expect(status.canary).toMatchObject({ state: 'promoted', decision: { action: 'promote', by: 'oncall', reason: 'latency within SLO' } });
 }, 60_000);
@@ -146,7 +135,7 @@ test('an operator rolls a running canary back during an open-ended pause', async
   const id = await approved('[ { setWeight: 10 }, { analysis: { duration: 1s, interval: 1s } }, { pause: {} } ]');
   await eventually(async () => (await slipway.status(id)).canary?.state === 'paused');
   await slipway.canary(id, { action: 'rollback', by: 'oncall', reason: 'customer reports' });
-  const { type, status } = await outcome(id);
+  const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBe('CanaryFailedError');
   expect(status.error).toContain('canary rolled back by oncall: customer reports');
   expect(calls.at(-1)).not.toBe('helm:prod');
@@ -156,7 +145,7 @@ test('an operator rolls a running canary back during an open-ended pause', async
 test('a query Prometheus rejects fails the analysis and rolls back; it never counts as a pass', async () => {
   measurement = 'bad-query';
   const id = await approved();
-  const { type, status } = await outcome(id);
+  const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBe('MetricQueryError');
   expect(status.error).toContain('parse error');
   expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
@@ -165,7 +154,7 @@ test('a query Prometheus rejects fails the analysis and rolls back; it never cou
 test('no data at all: the canary fails rather than passing', async () => {
   measurement = 'empty';
   const id = await approved();
-  const { type, status } = await outcome(id);
+  const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBe('CanaryFailedError');
   // Kayenta's rules: with nanStrategy replace, missing errors read as zeros (Pass); latency has no data (Nodata);
   // half the metrics without data scores 0.

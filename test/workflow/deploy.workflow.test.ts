@@ -3,14 +3,13 @@
  * capture, deploy, smoke and unlock; compensation after a rejection and after a failed smoke test; and a rollback
  * that itself fails, which must be reported rather than swallowed.
  */
-import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayActivities } from '../../activities/contract';
 import { parseConfig, planRelease } from '../../client/config';
 import type { SlipwayClient } from '../../client/client';
 import { deployConfigText } from '../deploy-helpers';
-import { startHarness, uniqueVersion, type Harness } from '../helpers';
+import { outcomeOf, startHarness, uniqueVersion, type Harness } from '../helpers';
 
 const NS = 'slipway-test';
 const DIGEST = `sha256:${'f'.repeat(64)}`;
@@ -64,21 +63,13 @@ beforeEach(() => {
 
 const input = () => planRelease(parseConfig(deployConfigText({ ns: 'wf' })), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
 
-async function failure(id: string): Promise<string | undefined> {
-  try {
-    await slipway.handle(id).result();
-  } catch (err) {
-    if (err instanceof WorkflowFailedError) return (err.cause as any)?.type;
-  }
-  return undefined;
-}
 
 test('QA: lock, capture, deploy by digest, smoke, unlock; a rejection at production rolls QA back to the captured revision', async () => {
   const { workflowId } = await slipway.start(input());
   const { reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
   expect(reached).toBe(true);
   await slipway.decide(workflowId, 'reject', { approver: 'alice', comment: 'not today' });
-  expect(await failure(workflowId)).toBe('ApprovalRejectedError');
+  expect((await outcomeOf(slipway, workflowId)).type).toBe('ApprovalRejectedError');
   expect(calls).toEqual([
     'inspect:wf-qa',
     'inspect:wf',
@@ -102,7 +93,7 @@ test('QA: lock, capture, deploy by digest, smoke, unlock; a rejection at product
 test('a failed smoke test fails the release and rolls the environment back while the lock is still held', async () => {
   smokeFails = true;
   const { workflowId } = await slipway.start(input());
-  expect(await failure(workflowId)).toBe('SmokeTestFailedError');
+  expect((await outcomeOf(slipway, workflowId)).type).toBe('SmokeTestFailedError');
   expect(calls.slice(-3)).toEqual(['smoke:qa:rollout', 'rollback:qa:4', 'unlock:qa']);
   expect(calls.filter((c) => c.startsWith('lock:'))).toEqual(['lock:qa:wait']);
 });
@@ -111,7 +102,7 @@ test('a rollback that fails is reported in the release error and the deployment 
   smokeFails = true;
   rollbackFails = true;
   const { workflowId } = await slipway.start(input());
-  expect(await failure(workflowId)).toBe('SmokeTestFailedError');
+  expect((await outcomeOf(slipway, workflowId)).type).toBe('SmokeTestFailedError');
   const s = await slipway.status(workflowId);
   expect(s.error).toContain('rollback of qa failed: helm rollback: cluster on fire');
   expect(s.deployments?.qa.state).toBe('rollback-failed');
