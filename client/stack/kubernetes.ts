@@ -6,12 +6,12 @@
  * Idempotent: a running cluster is reused, a stopped one restarted, a missing one created.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { findBinary, portOpen, slipwayHome, stateDir } from './process';
+import { findBinary, pidAlive, portOpen, slipwayHome, stateDir } from './process';
 
 const run = promisify(execFile);
 
@@ -52,6 +52,32 @@ async function kwokctl(args: string[], timeoutMs = 240_000): Promise<string> {
   return stdout;
 }
 
+/**
+ * Starts a stopped cluster. Processes killed from outside (a session that ended) leave pid files behind; a first
+ * start can race with processes still exiting, so a failed start is stopped cleanly and tried once more.
+ */
+async function restart(name: string): Promise<boolean> {
+  // kwokctl skips a component whose recorded pid is alive; let killed ones finish exiting first.
+  const pids = join(stateDir('kwok'), 'clusters', name, 'pids');
+  const recorded = existsSync(pids) ? readdirSync(pids).map((f) => Number(readFileSync(join(pids, f), 'utf8'))).filter(Boolean) : [];
+  for (let i = 0; i < 60 && recorded.some(pidAlive); i++) await new Promise((r) => setTimeout(r, 250));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    await kwokctl(['start', 'cluster', '--name', name, '--wait', '60s'], 150_000).catch(() => undefined);
+    if (await waitAnswer(name, 10_000)) return true;
+    await kwokctl(['stop', 'cluster', '--name', name]).catch(() => undefined);
+  }
+  return false;
+}
+
+async function waitAnswer(name: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await apiAnswers(name)) return true;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return false;
+}
+
 /** Whether the cluster's apiserver accepts connections (the port comes from kwokctl's per-cluster kubeconfig). */
 async function apiAnswers(name: string): Promise<boolean> {
   const file = join(stateDir('kwok'), 'clusters', name, 'kubeconfig.yaml');
@@ -74,9 +100,12 @@ export async function ensureClusters(envs: readonly string[] = LOCAL_CLUSTERS): 
         actions[env] = 'reused';
         continue;
       }
-      await kwokctl(['start', 'cluster', '--name', name, '--wait', '3m']);
-      actions[env] = 'started';
-      continue;
+      if (await restart(name)) {
+        actions[env] = 'started';
+        continue;
+      }
+      // A cluster that will not come back (killed mid-write, half-deleted) is recreated: local state is disposable.
+      await kwokctl(['delete', 'cluster', '--name', name, '--kubeconfig', kubeconfig]).catch(() => undefined);
     }
     await kwokctl([
       'create', 'cluster', '--name', name, '--runtime', 'binary', '--kubeconfig', kubeconfig,
