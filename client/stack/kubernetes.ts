@@ -117,7 +117,10 @@ export async function ensureClusters(envs: readonly string[] = LOCAL_CLUSTERS): 
     await kwokctl(['--name', name, 'scale', 'node', '--replicas', '2']);
     actions[env] = 'created';
   }
-  for (const env of envs) await ensureRouteCrds(kubeconfig, contextName(env));
+  for (const env of envs) {
+    if (actions[env] !== 'reused') await nodesSchedulable(kubeconfig, contextName(env));
+    await ensureRouteCrds(kubeconfig, contextName(env));
+  }
   return { kubeconfig, contexts: Object.fromEntries(envs.map((e) => [e, contextName(e)])), actions, ms: Date.now() - started };
 }
 
@@ -146,6 +149,43 @@ export function localKubeconfig(): string | undefined {
   const local = join(slipwayHome(), 'kwok', 'kubeconfig');
   const ownContexts = existsSync(own) ? ((parseYaml(readFileSync(own, 'utf8')) as { contexts?: unknown[] } | null)?.contexts?.length ?? 0) : 0;
   return ownContexts === 0 && existsSync(local) ? local : undefined;
+}
+
+/**
+ * After a restart kwok's controller finds the node Leases its previous instance held; it cannot take them over until
+ * they expire, and until then it plays no pod stages — new pods stay unready for minutes. The stale Leases are
+ * deleted so kwok recreates them at once; the cluster counts as up when every node has a fresh Lease and is Ready.
+ */
+async function nodesSchedulable(kubeconfig: string, context: string, timeoutMs = 90_000): Promise<void> {
+  const { k8s } = await import('../../activities/kubernetes/client');
+  const { defaultKubeConfig } = await import('../../activities/kubernetes/cluster');
+  const kc = defaultKubeConfig({ KUBECONFIG: kubeconfig });
+  kc.setCurrentContext(context);
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+  const since = Date.now();
+  const namespace = 'kube-node-lease';
+  for (const l of (await coord.listNamespacedLease({ namespace })).items) {
+    const renewed = l.spec?.renewTime ? new Date(l.spec.renewTime as unknown as string).getTime() : 0;
+    if (renewed < since - 5_000) await coord.deleteNamespacedLease({ name: l.metadata!.name!, namespace }).catch(() => undefined);
+  }
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const nodes = (await core.listNode().catch(() => ({ items: [] as never[] }))).items;
+    const leases = new Map((await coord.listNamespacedLease({ namespace }).catch(() => ({ items: [] as never[] }))).items.map((l) => [l.metadata?.name, l]));
+    const blocked = nodes.filter((n) => {
+      const lease = leases.get(n.metadata?.name);
+      const fresh = lease?.spec?.renewTime && new Date(lease.spec.renewTime as unknown as string).getTime() >= since - 5_000;
+      const ready = n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+      const tainted = n.spec?.taints?.some((t) => t.key.startsWith('node.kubernetes.io/'));
+      return !fresh || !ready || tainted;
+    });
+    if (nodes.length && !blocked.length) return;
+    last = nodes.length ? `${blocked.map((n) => n.metadata?.name).join(', ')}: no fresh lease, not ready or tainted` : 'no nodes';
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${context}: nodes did not become schedulable within ${timeoutMs / 1000}s (${last})`);
 }
 
 /**
