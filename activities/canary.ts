@@ -8,15 +8,10 @@ import { ErrorTypes } from '../workflows/errors';
 import type { CanaryMeasurement, MeasureCanaryInput, RemoveCanaryInput, SetCanaryWeightInput, StartCanaryInput, StartCanaryResult } from '../workflows/types';
 import type { SlipwayActivities } from './contract';
 import { heartbeat } from './common';
+import { guarded } from './deploy';
 import type { KubeCanary } from './kubernetes/canary';
-import { KubeError } from './kubernetes/cluster';
 import { MetricQueryError, trackQuery } from './metrics/prometheus';
 import type { MetricProvider } from './ports';
-
-function kubeFailure(err: unknown): unknown {
-  if (err instanceof KubeError && (err.kind === 'unknown-context' || err.kind === 'forbidden')) return ApplicationFailure.nonRetryable(err.message, ErrorTypes.ClusterConfig);
-  return err;
-}
 
 export interface CanaryDeps {
   canaries: KubeCanary;
@@ -27,23 +22,17 @@ export interface CanaryDeps {
 export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities, 'startCanary' | 'setCanaryWeight' | 'measureCanary' | 'removeCanary'> {
   return {
     async startCanary(input: StartCanaryInput): Promise<StartCanaryResult> {
-      try {
-        return await deps.canaries.start(input.target, input.service, input.image, {
+      return guarded(() =>
+        deps.canaries.start(input.target, input.service, input.image, {
           'slipway.dev/release': input.releaseId,
           'slipway.dev/environment': input.environment,
           'slipway.dev/digest': input.image.slice(input.image.indexOf('@') + 1),
-        });
-      } catch (err) {
-        throw kubeFailure(err);
-      }
+        }),
+      );
     },
 
     async setCanaryWeight(input: SetCanaryWeightInput) {
-      try {
-        return await deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas);
-      } catch (err) {
-        throw kubeFailure(err);
-      }
+      return guarded(() => deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas));
     },
 
     async measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement> {
@@ -68,12 +57,10 @@ export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities
     },
 
     async removeCanary(input: RemoveCanaryInput) {
-      try {
+      return guarded(async () => {
         await deps.canaries.remove(input.target, input.service, input.traffic);
         return { removed: true };
-      } catch (err) {
-        throw kubeFailure(err);
-      }
+      });
     },
   };
 }

@@ -51,7 +51,7 @@ function failure(err: unknown): unknown {
   return err;
 }
 
-async function guarded<T>(fn: () => Promise<T>): Promise<T> {
+export async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -114,12 +114,13 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
   const poll = deps.pollMs ?? 2_000;
   const { deployer, cluster } = deps;
 
-  /** Waits while the latest revision is pending (an upgrade still running, e.g. started by a worker that died). */
-  async function settled(target: KubeTargetPlan, release: string, timeoutMs: number, progress: Progress): Promise<HelmRevision | undefined> {
+  /** The revision history once its latest revision is no longer pending (an upgrade started by a worker that died). */
+  async function settled(target: KubeTargetPlan, release: string, timeoutMs: number, progress: Progress): Promise<HelmRevision[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const latest = (await deployer.history(target, release)).at(-1);
-      if (!latest?.status.startsWith('pending') || Date.now() > deadline) return latest;
+      const history = await deployer.history(target, release);
+      const latest = history.at(-1);
+      if (!latest?.status.startsWith('pending') || Date.now() > deadline) return history;
       progress({ waiting: `revision ${latest.revision} is ${latest.status}` });
       await sleep(poll);
     }
@@ -173,7 +174,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       const { target, service: release } = input;
       const image = `${input.image.repository}@${input.image.digest}`;
       return guarded(async () => {
-        const latest = await settled(target, release, input.timeoutMs, heartbeat);
+        const latest = (await settled(target, release, input.timeoutMs, heartbeat)).at(-1);
         let revision: number;
         let resumed = false;
         const mine = latest ? markOf(await deployer.values(target, release, latest.revision)) : {};
@@ -225,9 +226,9 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       const input = check(rollbackInputSchema, raw, 'rollbackDeploy');
       const { target, service: release } = input;
       return guarded(async () => {
-        const latest = await settled(target, release, input.timeoutMs, heartbeat);
+        const history = await settled(target, release, input.timeoutMs, heartbeat);
+        const latest = history.at(-1);
         if (!latest) return { action: 'nothing-to-do', toRevision: input.toRevision, note: `${release} is not installed in ${where(target)}` };
-        const history = await deployer.history(target, release);
         const mark = markOf(await deployer.values(target, release, latest.revision));
         const ours = (m: Mark) => m.release === input.releaseId && m.run === input.runId;
         if (!ours(mark)) {

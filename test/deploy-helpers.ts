@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { k8s } from '../activities/kubernetes/client';
-import { defaultKubeConfig, KubeCluster } from '../activities/kubernetes/cluster';
+import { KubeCluster } from '../activities/kubernetes/cluster';
 import type { HelmRevision } from '../activities/ports';
 import { testStack } from './setup/stack-info';
 
@@ -61,9 +61,7 @@ export async function helmHistory(env: 'qa' | 'prod', namespace: string, release
 
 /** Labels a simulated node (kwok's node-000000) of a local cluster. */
 export async function labelNode(env: 'qa' | 'prod', labels: Record<string, string>): Promise<void> {
-  const kc = defaultKubeConfig({ KUBECONFIG: testStack().kubeconfig });
-  kc.setCurrentContext(testStack().contexts[env]);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const core = KubeCluster.forKubeconfig(testStack().kubeconfig).api(testStack().contexts[env], k8s.CoreV1Api);
   await core.patchNode({ name: 'node-000000', body: { metadata: { labels } } }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch));
 }
 

@@ -29,6 +29,11 @@ export function defaultKubeConfig(env: NodeJS.ProcessEnv = process.env): K8s.Kub
 }
 
 export class KubeCluster implements Cluster {
+  /** A cluster client for one kubeconfig file (the local stack's, a test's) rather than the process's KUBECONFIG. */
+  static forKubeconfig(file: string): KubeCluster {
+    return new KubeCluster(() => defaultKubeConfig({ KUBECONFIG: file }));
+  }
+
   private readonly configs = new Map<string, K8s.KubeConfig>();
 
   constructor(private readonly load: () => K8s.KubeConfig = defaultKubeConfig) {}

@@ -158,11 +158,10 @@ export function localKubeconfig(): string | undefined {
  */
 async function nodesSchedulable(kubeconfig: string, context: string, timeoutMs = 90_000): Promise<void> {
   const { k8s } = await import('../../activities/kubernetes/client');
-  const { defaultKubeConfig } = await import('../../activities/kubernetes/cluster');
-  const kc = defaultKubeConfig({ KUBECONFIG: kubeconfig });
-  kc.setCurrentContext(context);
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const coord = kc.makeApiClient(k8s.CoordinationV1Api);
+  const { KubeCluster } = await import('../../activities/kubernetes/cluster');
+  const cluster = KubeCluster.forKubeconfig(kubeconfig);
+  const core = cluster.api(context, k8s.CoreV1Api);
+  const coord = cluster.api(context, k8s.CoordinationV1Api);
   const since = Date.now();
   const namespace = 'kube-node-lease';
   for (const l of (await coord.listNamespacedLease({ namespace })).items) {
@@ -200,10 +199,8 @@ const ROUTE_CRDS = [
 
 async function ensureRouteCrds(kubeconfig: string, context: string): Promise<void> {
   const { k8s } = await import('../../activities/kubernetes/client');
-  const { defaultKubeConfig } = await import('../../activities/kubernetes/cluster');
-  const kc = defaultKubeConfig({ KUBECONFIG: kubeconfig });
-  kc.setCurrentContext(context);
-  const api = kc.makeApiClient(k8s.ApiextensionsV1Api);
+  const { KubeCluster } = await import('../../activities/kubernetes/cluster');
+  const api = KubeCluster.forKubeconfig(kubeconfig).api(context, k8s.ApiextensionsV1Api);
   // client-node's model name for x-kubernetes-preserve-unknown-fields (it serialises typed fields only).
   const free = { type: 'object', x_kubernetes_preserve_unknown_fields: true };
   for (const c of ROUTE_CRDS) {
