@@ -269,9 +269,40 @@ export const uiConfigSchema = z.strictObject({
 });
 export type UiConfig = z.infer<typeof uiConfigSchema>;
 
+/**
+ * Who may decide: the edges whose signed decision tokens workflows accept. Their public keys are read by the workers
+ * at each release's start and pinned into its history; a token from any other key is refused.
+ */
+const issuerSchema = z.strictObject({
+  name: nameSchema,
+  // An SPKI PEM file (on the workers) or the key itself (PEM, or base64 of the 32 raw Ed25519 bytes).
+  publicKeyFile: z.string().min(1).max(1024).optional(),
+  publicKey: z.string().min(1).max(4096).optional(),
+});
+export const identityConfigSchema = z
+  .strictObject({
+    issuers: z.array(issuerSchema).max(16).default([]),
+    /**
+     * Accept self-asserted identities (the CLI signs the OS user with a key on this machine). Only for the local
+     * stack: anyone who can read that key file can be anyone.
+     */
+    local: z.boolean().default(false),
+    // Where local-stack key pairs live when an issuer names neither publicKeyFile nor publicKey.
+    keyDir: z.string().min(1).max(1024).optional(),
+    /** How long a decision token stays valid after it is issued. */
+    tokenTtl: durationSchema.default('5m'),
+  })
+  .superRefine((c, ctx) => {
+    c.issuers.forEach((i, n) => {
+      if (i.publicKey && i.publicKeyFile) ctx.addIssue({ code: 'custom', path: ['issuers', n], message: 'give publicKey or publicKeyFile, not both' });
+    });
+  });
+export type IdentityConfig = z.infer<typeof identityConfigSchema>;
+
 export const slipwayConfigSchema = z
   .strictObject({
     ui: uiConfigSchema.optional(),
+    identity: identityConfigSchema.optional(),
     registries: z.record(nameSchema, registryConfigSchema).refine((r) => Object.keys(r).length > 0, 'must define at least one registry'),
     groups: z.record(nameSchema, z.array(identitySchema)).default({}),
     environments: z.record(nameSchema, environmentConfigSchema),

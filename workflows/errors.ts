@@ -27,6 +27,10 @@ export const ErrorTypes = {
   MetricQuery: 'MetricQueryError',
   /** The canary analysis judged the canary worse than the baseline (or a person rolled it back). */
   CanaryFailed: 'CanaryFailedError',
+  /** A start request or decision whose identity could not be verified (no token, a bad signature, another binding). */
+  Unauthenticated: 'UnauthenticatedError',
+  /** The workers' configuration has no plan for the release (unknown service, invalid slipway.yaml). */
+  PlanRefused: 'PlanRefusedError',
 } as const;
 
 export type ErrorType = (typeof ErrorTypes)[keyof typeof ErrorTypes];
@@ -43,4 +47,6 @@ export const NON_RETRYABLE_ACTIVITY_ERRORS: string[] = [
   ErrorTypes.EnvironmentBusy,
   ErrorTypes.ClusterConfig,
   ErrorTypes.MetricQuery,
+  ErrorTypes.Unauthenticated,
+  ErrorTypes.PlanRefused,
 ];
