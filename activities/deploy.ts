@@ -5,9 +5,9 @@
  * instead of upgrading a second time.
  */
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ErrorTypes } from '../workflows/errors';
 import {
@@ -25,6 +25,7 @@ import {
 } from '../workflows/types';
 import type { SlipwayActivities } from './contract';
 import { HelmError } from './helm/helm';
+import { DEFAULT_IMAGE_VALUES, parseImageRef, pinningProblems, renderedContainers, withImageValues, type ReleaseImage } from './helm/images';
 import { check, heartbeat, resolveInside, signal } from './common';
 import { KubeError } from './kubernetes/cluster';
 import type { Cluster, Deployer, HelmRevision, Progress, RolloutState } from './ports';
@@ -64,6 +65,38 @@ function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   return fn(dir).finally(() => rmSync(dir, { recursive: true, force: true }));
 }
 
+/**
+ * The symlinks under a chart directory that resolve outside it (or nowhere), as "link -> target" lines. Helm
+ * follows symlinks when it packages a chart (with only a warning), so a link to /etc/passwd or ../secrets would
+ * ship that file inside the chart to every cluster. Links that stay inside the chart are only another name for
+ * chart content and are allowed; directories reached through a link are not walked twice (their real location is).
+ */
+export function escapingSymlinks(chartDir: string): string[] {
+  const root = realpathSync(chartDir);
+  const bad: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const full = join(dir, e.name);
+      if (e.isSymbolicLink()) {
+        const shown = `${relative(root, full)} -> ${readlinkSync(full)}`;
+        let real: string;
+        try {
+          real = realpathSync(full);
+        } catch {
+          bad.push(`${shown} (points to nothing)`);
+          continue;
+        }
+        const r = relative(root, real);
+        if (r === '..' || r.startsWith(`..${sep}`) || isAbsolute(r)) bad.push(`${shown} (resolves to ${real}, outside the chart)`);
+      } else if (e.isDirectory()) {
+        walk(full);
+      }
+    }
+  };
+  walk(root);
+  return bad;
+}
+
 export interface ChartDeps {
   deployer: Deployer;
   credentials: CredentialStore;
@@ -79,6 +112,10 @@ export function createChartActivities(deps: ChartDeps): Pick<SlipwayActivities, 
       if (!statSync(dir).isDirectory()) throw ApplicationFailure.nonRetryable(`chart "${input.chartPath}" is not a directory`, ErrorTypes.InvalidInput);
       const meta = parseYaml(readFileSync(resolveInside(dir, 'Chart.yaml', 'Chart.yaml'), 'utf8')) as { name?: string };
       if (!meta?.name) throw ApplicationFailure.nonRetryable(`chart "${input.chartPath}": Chart.yaml has no name`, ErrorTypes.InvalidInput);
+      const links = escapingSymlinks(dir);
+      if (links.length) {
+        throw ApplicationFailure.nonRetryable(`chart "${input.chartPath}" has symlinks that leave the chart directory (Helm would package their targets):\n- ${links.join('\n- ')}`, ErrorTypes.InvalidInput);
+      }
       return withTempDir(async (out) => {
         // Chart version = app version = the release version: the chart in the registry is named like the image.
         const file = await guarded(() => deps.deployer.package(dir, input.version, out));
@@ -143,6 +180,28 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
     }
   }
 
+  /**
+   * After the rollout: the pods that run the service's repository run the digest. The node's imageID (what the
+   * runtime actually pulled, `repo@sha256:…`) decides where it reports one; kwok's simulated nodes report none, and
+   * a runtime may report only the image config ID (`sha256:…`), so then the pod spec's image is what is checked —
+   * which still catches a mutating webhook or a controller that rewrote the image to a tag.
+   */
+  async function runningPinned(target: KubeTargetPlan, release: string, wanted: ReleaseImage): Promise<NonNullable<DeployChartResult['pinned']>> {
+    const containers = (await cluster.podImages(target, await workloadOf(target, release))).filter((c) => parseImageRef(c.image).name === wanted.repository);
+    const wrong: string[] = [];
+    let byImageID = containers.length > 0;
+    for (const c of containers) {
+      const reported = c.imageID.includes('@') ? c.imageID.slice(c.imageID.lastIndexOf('@') + 1) : undefined;
+      if (!reported) byImageID = false;
+      const digest = reported ?? parseImageRef(c.image).digest;
+      if (digest !== wanted.digest) wrong.push(`pod ${c.pod} container "${c.container}" runs ${reported ? `imageID ${c.imageID}` : `"${c.image}"`}`);
+    }
+    if (wrong.length) {
+      throw ApplicationFailure.nonRetryable(`${release} in ${where(target)} does not run ${wanted.repository}@${wanted.digest}:\n- ${wrong.join('\n- ')}`, ErrorTypes.DeployFailed);
+    }
+    return { pods: new Set(containers.map((c) => c.pod)).size, containers: containers.length, by: byImageID ? 'imageID' : 'spec' };
+  }
+
   async function rolloutFailure(target: KubeTargetPlan, release: string, cause: string): Promise<ApplicationFailure> {
     const state = await cluster.rollout(target, await workloadOf(target, release)).catch(() => undefined);
     const reasons = [state?.failed, ...(state?.warnings ?? [])].filter(Boolean);
@@ -173,6 +232,8 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       const started = Date.now();
       const { target, service: release } = input;
       const image = `${input.image.repository}@${input.image.digest}`;
+      const wanted: ReleaseImage = { ...input.image, version: input.version };
+      const layout = input.imageValues ?? DEFAULT_IMAGE_VALUES;
       return guarded(async () => {
         const latest = (await settled(target, release, input.timeoutMs, heartbeat)).at(-1);
         let revision: number;
@@ -192,13 +253,25 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
             const chartFile = join(dir, 'chart.tgz');
             writeFileSync(chartFile, await pullChart(client, input.chart.repository, input.chart.digest));
             // The image and slipway's marks go last: a values override cannot replace them (config refuses it anyway).
-            const values = {
-              ...input.values,
-              image: input.image,
-              slipway: { release: input.releaseId, run: input.runId, environment: input.environment, owner: input.owner, version: input.version, changeCause: input.changeCause },
-            };
+            const values = withImageValues(
+              {
+                ...input.values,
+                slipway: { release: input.releaseId, run: input.runId, environment: input.environment, owner: input.owner, version: input.version, changeCause: input.changeCause },
+              },
+              layout,
+              wanted,
+            );
             const valuesFile = join(dir, 'values.json');
             writeFileSync(valuesFile, JSON.stringify(values));
+            // Render first: a chart that would run a tag (or another image) is refused before the cluster is touched.
+            heartbeat({ rendering: release, target: where(target) });
+            const problems = pinningProblems(renderedContainers(await deployer.template({ ...target, release, chartFile, valuesFile, isUpgrade: Boolean(latest) })), wanted, layout);
+            if (problems.length) {
+              throw ApplicationFailure.nonRetryable(
+                `chart ${input.chart.repository}@${input.chart.digest} would not run ${image} in ${where(target)}:\n- ${problems.join('\n- ')}`,
+                ErrorTypes.DeployFailed,
+              );
+            }
             heartbeat({ upgrading: release, target: where(target), image });
             try {
               const r = await deployer.upgrade(
@@ -218,7 +291,8 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
         if (!state.done) {
           throw await rolloutFailure(target, release, state.failed ?? `revision ${revision} is deployed but its rollout did not complete within ${input.timeoutMs} ms`);
         }
-        return { release, revision, resumed, image, replicas: state.replicas, available: state.available, durationMs: Date.now() - started };
+        const pinned = await runningPinned(target, release, wanted);
+        return { release, revision, resumed, image, replicas: state.replicas, available: state.available, durationMs: Date.now() - started, pinned };
       });
     },
 
@@ -243,7 +317,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
           };
         }
         if (input.toRevision === 0) {
-          await deployer.uninstall(target, release, input.timeoutMs);
+          await deployer.uninstall(target, release, input.timeoutMs, heartbeat);
           return { action: 'uninstalled', toRevision: 0, note: `nothing was deployed before this release: ${release} uninstalled from ${where(target)}` };
         }
         await deployer.rollback(target, release, input.toRevision, input.timeoutMs, heartbeat);

@@ -59,10 +59,12 @@ export interface Deployer {
     progress: Progress,
     signal?: AbortSignal,
   ): Promise<{ revision: number }>;
+  /** The manifests an upgrade with these values would apply (hooks included), without touching the cluster. */
+  template(req: KubeTarget & { release: string; chartFile: string; valuesFile: string; isUpgrade: boolean }): Promise<string>;
   history(target: KubeTarget, release: string): Promise<HelmRevision[]>;
   values(target: KubeTarget, release: string, revision: number): Promise<Record<string, unknown>>;
   rollback(target: KubeTarget, release: string, revision: number, timeoutMs: number, progress: Progress): Promise<void>;
-  uninstall(target: KubeTarget, release: string, timeoutMs: number): Promise<void>;
+  uninstall(target: KubeTarget, release: string, timeoutMs: number, progress?: Progress): Promise<void>;
   test(target: KubeTarget, release: string, timeoutMs: number, progress: Progress): Promise<{ passed: string[] }>;
 }
 
@@ -90,11 +92,23 @@ export interface WorkloadRecord {
 }
 
 /** The Kubernetes API: what Helm's exit code does not say (rollout state and its reasons), leases, inventory. */
+export interface PodContainerImage {
+  pod: string;
+  container: string;
+  init: boolean;
+  /** The pod spec's image. */
+  image: string;
+  /** status.containerStatuses[].imageID: empty until the node reports it (and always on kwok's simulated nodes). */
+  imageID: string;
+}
+
 export interface Cluster {
   contexts(): string[];
   ping(target: KubeTarget): Promise<void>;
   rollout(target: KubeTarget, deployment: string): Promise<RolloutState>;
   workloads(target: KubeTarget, selector: string): Promise<WorkloadRecord[]>;
+  /** The containers of a Deployment's live (not terminating) pods: the image asked for and the image ID the node reports. */
+  podImages(target: KubeTarget, deployment: string): Promise<PodContainerImage[]>;
   /** Takes (or keeps) a lease; returns the current holder when someone else holds it. */
   acquireLease(target: KubeTarget, name: string, holder: string, note: string, canTakeOver?: (holder: string) => Promise<boolean>): Promise<{ acquired: boolean; holder?: string; note?: string; since?: string }>;
   releaseLease(target: KubeTarget, name: string, holder: string): Promise<boolean>;

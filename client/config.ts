@@ -136,7 +136,9 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
         : undefined,
       scan: env.scan ? scanPlanOf(env.scan) : undefined,
       canary: env.canary && env.kubeContext && svc.chart ? canaryPlanOf(env.canary) : undefined,
-      deploy: env.kubeContext && env.namespace && svc.chart ? deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }) : undefined,
+      deploy: env.kubeContext && env.namespace && svc.chart
+        ? { ...deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }), ...(svc.chart.imageValues ? { imageValues: svc.chart.imageValues } : {}) }
+        : undefined,
     };
   });
   const input: ReleaseInput = {

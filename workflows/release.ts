@@ -541,6 +541,7 @@ class Deploys {
       chart: { registry: this.input.environments[0].registry, repository: this.input.chart!.repository, digest: status.chart!.digest },
       image: { repository: image.slice(0, image.indexOf('@')), digest: status.digest! },
       values: plan.values,
+      ...(plan.imageValues ? { imageValues: plan.imageValues } : {}),
       timeoutMs: plan.timeoutMs,
       owner: this.input.requester,
       changeCause: `slipway ${this.input.service} ${this.input.version} (${this.releaseId}) by ${this.input.requester}`,

@@ -11,6 +11,7 @@ import {
   identitySchema,
   chartValuesSchema,
   imageRefSchema,
+  imageValuesSchema,
   kubeContextSchema,
   nameSchema,
   registryHostSchema,
@@ -72,7 +73,10 @@ export const deployPlanSchema = z.strictObject({
   smoke: z.array(smokeCheckSchema),
   /** Chart values for this environment (slipway.yaml's service values merged with the environment's); never the image. */
   values: chartValuesSchema,
+  /** The chart's own image value paths (slipway.yaml chart.imageValues); absent: image.repository/tag/digest. */
+  imageValues: imageValuesSchema.optional(),
 });
+export type ImageValues = z.infer<typeof imageValuesSchema>;
 export type DeployPlan = z.infer<typeof deployPlanSchema>;
 
 export type CanaryStepPlan = { setWeight: number } | { analysis: { durationMs: number; intervalMs: number } } | { pause: { durationMs?: number } };
@@ -334,6 +338,8 @@ export const deployChartInputSchema = z.strictObject({
   /** Deployed as repository@digest, never by tag. */
   image: z.strictObject({ repository: z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?\/[a-z0-9._/-]+$/), digest: digestSchema }),
   values: chartValuesSchema,
+  /** Where the chart reads the image (absent: image.repository, image.tag = <version>@<digest>, image.digest). */
+  imageValues: imageValuesSchema.optional(),
   timeoutMs: z.number().int().positive(),
   owner: identitySchema,
   changeCause: z.string().max(256),
@@ -348,6 +354,11 @@ export interface DeployChartResult {
   replicas: number;
   available: number;
   durationMs: number;
+  /**
+   * How the running pods were checked against the digest: by their status imageID (a real kubelet), or, where the
+   * node reports none (kwok's simulated kubelet), by the image their spec asks for.
+   */
+  pinned?: { pods: number; containers: number; by: 'imageID' | 'spec' };
 }
 
 export const rollbackInputSchema = z.strictObject({

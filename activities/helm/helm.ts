@@ -34,6 +34,8 @@ export function classifyHelmError(stderr: string, run: Pick<ToolRun, 'timedOut' 
 export interface HelmOptions {
   binary: string;
   env?: NodeJS.ProcessEnv;
+  /** How often a running Helm command reports progress (heartbeats); tests shorten it. */
+  tickMs?: number;
 }
 
 export function helmOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): HelmOptions {
@@ -51,13 +53,16 @@ export class HelmDeployer implements Deployer {
   }
 
   private async helm(args: string[], timeoutMs: number, what: string, extra: { progress?: Progress; signal?: AbortSignal } = {}): Promise<string> {
+    const started = Date.now();
     const run = await runTool(this.opts.binary, args, {
       env: this.env,
       timeoutMs,
       signal: extra.signal,
       // SIGTERM lets Helm mark the release failed instead of leaving it pending, so a rollback can follow.
       cancelSignal: 'SIGTERM',
-      onTick: () => extra.progress?.({ waiting: what }),
+      // A timer, not Helm's output: `--wait` prints nothing while it waits, and the heartbeat must not stop then.
+      onTick: () => extra.progress?.({ waiting: what, elapsedMs: Date.now() - started }),
+      ...(this.opts.tickMs ? { tickMs: this.opts.tickMs } : {}),
     });
     if (run.code === 0 && !run.timedOut && !run.cancelled) return run.stdout;
     const message = tail(run.stderr).replace(/^Error: /m, '') || `exit ${run.code}`;
@@ -91,6 +96,12 @@ export class HelmDeployer implements Deployer {
     return { revision };
   }
 
+  async template(req: KubeTarget & { release: string; chartFile: string; valuesFile: string; isUpgrade: boolean }): Promise<string> {
+    // The upgrade's own release name, namespace and values file, so the render is what the upgrade will apply.
+    const args = ['template', req.release, req.chartFile, '--namespace', req.namespace, '--values', req.valuesFile, ...(req.isUpgrade ? ['--is-upgrade'] : [])];
+    return this.helm(args, 60_000, `helm template ${req.release}`);
+  }
+
   async history(target: KubeTarget, release: string): Promise<HelmRevision[]> {
     try {
       const out = await this.helm(['history', release, ...HelmDeployer.target(target), '--max', '256', '--output', 'json'], 60_000, `helm history ${release}`);
@@ -122,8 +133,13 @@ export class HelmDeployer implements Deployer {
     );
   }
 
-  async uninstall(target: KubeTarget, release: string, timeoutMs: number): Promise<void> {
-    await this.helm(['uninstall', release, ...HelmDeployer.target(target), '--wait', '--timeout', `${Math.ceil(timeoutMs / 1000)}s`], timeoutMs + 30_000, `helm uninstall ${release}`);
+  async uninstall(target: KubeTarget, release: string, timeoutMs: number, progress?: Progress): Promise<void> {
+    await this.helm(
+      ['uninstall', release, ...HelmDeployer.target(target), '--wait', '--timeout', `${Math.ceil(timeoutMs / 1000)}s`],
+      timeoutMs + 30_000,
+      `helm uninstall ${release} in ${target.context}/${target.namespace}`,
+      { progress },
+    );
   }
 
   async test(target: KubeTarget, release: string, timeoutMs: number, progress: Progress): Promise<{ passed: string[] }> {

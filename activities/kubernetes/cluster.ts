@@ -3,7 +3,7 @@
  * stuck, leases that keep two releases of a service out of one environment, and the inventory's workloads.
  */
 import { k8s, type K8s } from './client';
-import type { Cluster, KubeTarget, RolloutState, WorkloadRecord } from '../ports';
+import type { Cluster, KubeTarget, PodContainerImage, RolloutState, WorkloadRecord } from '../ports';
 
 export class KubeError extends Error {
   constructor(
@@ -138,6 +138,33 @@ export class KubeCluster implements Cluster {
       ready: d.status?.readyReplicas ?? 0,
       replicas: d.spec?.replicas ?? 1,
     }));
+  }
+
+  async podImages(target: KubeTarget, deployment: string): Promise<PodContainerImage[]> {
+    const apps = this.api(target.context, k8s.AppsV1Api);
+    const core = this.api(target.context, k8s.CoreV1Api);
+    return this.call(target, `pods of deployment ${deployment}`, async () => {
+      const d = await apps.readNamespacedDeployment({ name: deployment, namespace: target.namespace });
+      const labels = d.spec?.selector?.matchLabels ?? {};
+      const selector = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
+      // A selector of only matchExpressions would list every pod of the namespace: check none rather than the wrong ones.
+      if (!selector) return [];
+      const pods = await core.listNamespacedPod({ namespace: target.namespace, labelSelector: selector });
+      return pods.items
+        .filter((p) => !p.metadata?.deletionTimestamp)
+        .flatMap((p) =>
+          (['initContainers', 'containers'] as const).flatMap((list) => {
+            const statuses = (list === 'containers' ? p.status?.containerStatuses : p.status?.initContainerStatuses) ?? [];
+            return (p.spec?.[list] ?? []).map((c) => ({
+              pod: p.metadata?.name ?? '',
+              container: c.name,
+              init: list === 'initContainers',
+              image: c.image ?? '',
+              imageID: statuses.find((s) => s.name === c.name)?.imageID ?? '',
+            }));
+          }),
+        );
+    });
   }
 
   async acquireLease(
