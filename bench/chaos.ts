@@ -1,0 +1,501 @@
+/**
+ * Chaos: the worker process (the real `slipway worker --role all`, orchestrator and builder in one process) is
+ * killed with SIGKILL — its whole process group — at stage boundaries and at seeded random points inside build,
+ * scan, push, chart packaging, QA/production `helm upgrade` and promotion, then restarted. Every release must
+ * complete or fail cleanly, with no step done twice (Helm revisions, completed builds/pushes/copies) and no tool
+ * process (helm, trivy) left running by a dead worker.
+ *
+ * `npm run chaos` runs the whole matrix on the local stack and prints the numbers; SLIPWAY_CHAOS_SEED reproduces
+ * a run. test/integration/chaos.test.ts runs a seeded sample of it within the CI budget.
+ *
+ * Not covered: canary analysis. On this stack a canary needs a Prometheus and the two tracks run as Docker
+ * containers (test/integration/canary.test.ts sets that up by hand), so it is left out of the matrix.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { SlipwayClient } from '../client/client';
+import { parseConfig, planRelease } from '../client/config';
+import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
+import { EnvCredentialStore } from '../activities/registry/credentials';
+import { OciRegistryClient } from '../activities/registry/oci-client';
+import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import type { ReleaseStatus } from '../workflows/types';
+
+const EventType = temporal.api.enums.v1.EventType;
+const PendingState = temporal.api.enums.v1.PendingActivityState;
+/** A namespace of its own: workers other tests run on the shared namespaces would otherwise take its tasks. */
+export const CHAOS_NAMESPACE = 'slipway-chaos';
+// Compiled this file runs from dist/bench/, under jest from bench/.
+const ROOT = basename(join(__dirname, '..')) === 'dist' ? join(__dirname, '..', '..') : join(__dirname, '..');
+
+export interface ChaosStack {
+  temporal: string;
+  docker: string;
+  registry: { url: string; username: string; password: string };
+  kubeconfig: string;
+  contexts: Record<string, string>;
+  trivyCache: string;
+}
+
+export type KillPoint = { kind: 'inside'; stage: string; activity: string } | { kind: 'boundary'; stage: string };
+
+/** Every kill point of the chaos release, in pipeline order. */
+export const KILL_POINTS: KillPoint[] = [
+  { kind: 'boundary', stage: 'preflight' },
+  { kind: 'inside', stage: 'build', activity: 'buildImage' },
+  { kind: 'boundary', stage: 'build' },
+  { kind: 'inside', stage: 'scan', activity: 'scanImage' },
+  { kind: 'boundary', stage: 'scan' },
+  { kind: 'inside', stage: 'push', activity: 'pushImage' },
+  { kind: 'boundary', stage: 'push' },
+  { kind: 'inside', stage: 'chart', activity: 'packageChart' },
+  { kind: 'boundary', stage: 'chart' },
+  { kind: 'inside', stage: 'deploy:qa', activity: 'deployChart' },
+  { kind: 'boundary', stage: 'deploy:qa' },
+  { kind: 'boundary', stage: 'smoke:qa' },
+  { kind: 'boundary', stage: 'approval:prod' },
+  { kind: 'inside', stage: 'promote:prod', activity: 'copyImage' },
+  { kind: 'boundary', stage: 'promote:prod' },
+  { kind: 'inside', stage: 'deploy:prod', activity: 'deployChart' },
+  { kind: 'boundary', stage: 'deploy:prod' },
+];
+
+/** How far into a step a kill may land (ms after the activity started): about the step's usual length here. */
+const INSIDE_SPREAD_MS: Record<string, number> = { buildImage: 4000, scanImage: 3000, pushImage: 1500, packageChart: 1000, deployChart: 4000, copyImage: 500 };
+
+export const pointName = (p: KillPoint): string => (p.kind === 'inside' ? `inside ${p.stage} (${p.activity})` : `after ${p.stage}`);
+
+/** mulberry32: a small seeded generator, so a run is reproduced from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function chaosSeed(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.SLIPWAY_CHAOS_SEED;
+  if (raw === undefined || raw === '') return randomBytes(4).readUInt32LE(0);
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`SLIPWAY_CHAOS_SEED must be an integer between 0 and 4294967295, not "${raw}"`);
+  return n;
+}
+
+/** `n` kill points chosen by the generator, kept in pipeline order (one release can take them all). */
+export function samplePoints(rand: () => number, n: number): KillPoint[] {
+  const idx = KILL_POINTS.map((_, i) => i);
+  for (let i = idx.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [idx[i], idx[j]] = [idx[j], idx[i]];
+  }
+  return idx.slice(0, n).sort((a, b) => a - b).map((i) => KILL_POINTS[i]);
+}
+
+/** The whole matrix: every kill point once, dealt round-robin over `releases` releases, each in pipeline order. */
+export function matrixRounds(releases: number): KillPoint[][] {
+  const rounds: KillPoint[][] = Array.from({ length: releases }, () => []);
+  KILL_POINTS.forEach((p, i) => rounds[i % releases].push(p));
+  return rounds;
+}
+
+interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  comm: string;
+  state: string;
+}
+
+function procInfo(pid: number): ProcInfo | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may hold spaces and parentheses: it runs to the last ')'.
+    const close = stat.lastIndexOf(')');
+    const comm = stat.slice(stat.indexOf('(') + 1, close);
+    const [state, ppid, pgid] = stat.slice(close + 2).split(' ');
+    return { pid, ppid: Number(ppid), pgid: Number(pgid), comm, state };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Live (non-zombie) processes whose environment carries `SLIPWAY_CHAOS_TAG=<tag>`: everything a worker started. */
+export function taggedProcesses(tag: string): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${d}/environ`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!environ.split('\0').includes(`SLIPWAY_CHAOS_TAG=${tag}`)) continue;
+    const info = procInfo(Number(d));
+    if (info && info.state !== 'Z') out.push(info);
+  }
+  return out;
+}
+
+export interface Orphan {
+  point: string;
+  pid: number;
+  comm: string;
+  /** Whether it was still in the killed worker's process group (a SIGKILL to the group cannot miss it) or had left it. */
+  ownGroup: boolean;
+}
+
+/** One `slipway worker` process, leader of its own process group; every process it starts inherits its tag. */
+class WorkerProcess {
+  readonly tag = `chaos-${randomBytes(6).toString('hex')}`;
+  readonly child: ChildProcess;
+  private readonly exited: Promise<void>;
+
+  constructor(env: NodeJS.ProcessEnv, log: string) {
+    const out = openSync(log, 'a');
+    this.child = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), 'worker', '--role', 'all'], {
+      cwd: ROOT,
+      env: { ...env, SLIPWAY_CHAOS_TAG: this.tag },
+      detached: true,
+      stdio: ['ignore', out, out],
+    });
+    this.exited = new Promise((r) => this.child.once('exit', () => r()));
+  }
+
+  /** kill -9 of the whole process group; returns what the worker started and is still alive afterwards. */
+  async kill(point: string): Promise<Orphan[]> {
+    const pgid = this.child.pid!;
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+    await this.exited;
+    // Give the kernel a moment to deliver the signal to every member of the group.
+    await sleep(300);
+    return taggedProcesses(this.tag).map((p) => ({ point, pid: p.pid, comm: p.comm, ownGroup: p.pgid === pgid }));
+  }
+
+  /** Ends what is left of this worker's processes (cleanup after counting; these are processes we started). */
+  reap(): void {
+    for (const p of taggedProcesses(this.tag)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface KillRecord {
+  point: string;
+  fired: boolean;
+  /** For kills inside a step: whether the step was still running when the signal was sent. */
+  landedInside?: boolean;
+  delayMs?: number;
+  /** Time from the kill until the release made progress again (the next stage ended or the release did). */
+  recoveryMs?: number;
+}
+
+export interface ReleaseReport {
+  workflowId: string;
+  points: KillRecord[];
+  kills: number;
+  phase: string;
+  error?: string;
+  completedCleanly: boolean;
+  durationMs: number;
+  duplicates: string[];
+  orphans: Orphan[];
+}
+
+export interface ChaosContext {
+  stack: ChaosStack;
+  slipway: SlipwayClient;
+  workDir: string;
+  log: (line: string) => void;
+}
+
+function workerEnv(stack: ChaosStack): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PATH: `${join(homedir(), '.cache', 'slipway', 'bin')}:${process.env.PATH}`,
+    TEMPORAL_ADDRESS: stack.temporal,
+    TEMPORAL_NAMESPACE: CHAOS_NAMESPACE,
+    DOCKER_HOST: stack.docker,
+    SLIPWAY_BUILDER_ID: 'chaos-host',
+    SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username,
+    SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password,
+    SLIPWAY_TRIVY_CACHE_DIR: stack.trivyCache,
+    KUBECONFIG: stack.kubeconfig,
+  };
+}
+
+/** QA (scan, deploy, rollout smoke) and production (approval, promotion, deploy) on the two local clusters. */
+export function chaosConfigText(stack: ChaosStack, ns: string): string {
+  return `
+registries:
+  dev: { type: oci, url: "${stack.registry.url}", insecure: true }
+environments:
+  qa:
+    registry: dev
+    scan: { failOn: critical }
+    kubeContext: ${stack.contexts.qa}
+    namespace: ${ns}-qa
+    deploy: { timeout: 120s, smoke: [ { type: rollout } ] }
+  prod:
+    registry: dev
+    imagePrefix: prod/
+    kubeContext: ${stack.contexts.prod}
+    namespace: ${ns}
+    approval: { approvers: [alice] }
+    deploy: { timeout: 120s, smoke: [ { type: rollout } ] }
+services:
+  delivery:
+    build: { context: services/delivery, args: { VERSION: chaos } }
+    chart:
+      path: services/delivery/chart
+      values: { replicaCount: 1 }
+`;
+}
+
+/** Registers the chaos namespace (and the search attributes releases set) when the server lacks them. */
+export async function ensureChaosNamespace(address: string): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    try {
+      await connection.workflowService.describeNamespace({ namespace: CHAOS_NAMESPACE });
+    } catch {
+      await connection.workflowService.registerNamespace({ namespace: CHAOS_NAMESPACE, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+    }
+    const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    const existing = await connection.operatorService.listSearchAttributes({ namespace: CHAOS_NAMESPACE });
+    const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
+    if (missing.length) await connection.operatorService.addSearchAttributes({ namespace: CHAOS_NAMESPACE, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, KEYWORD])) });
+  } finally {
+    await connection.close();
+  }
+}
+
+async function statusOf(slipway: SlipwayClient, id: string): Promise<ReleaseStatus | undefined> {
+  try {
+    return await slipway.status(id);
+  } catch {
+    return undefined; // no worker answers queries right now
+  }
+}
+
+const TERMINAL = ['succeeded', 'failed', 'rejected', 'expired', 'aborted'];
+const stageDone = (s: ReleaseStatus, id: string) => ['succeeded', 'skipped'].includes(s.stages.find((x) => x.id === id)?.state ?? '');
+
+/** Waits for a kill point; returns whether it was reached (a release that ended first never reaches it). */
+async function reach(ctx: ChaosContext, id: string, p: KillPoint, rand: () => number, timeoutMs: number): Promise<Omit<KillRecord, 'point' | 'recoveryMs'>> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const s = await statusOf(ctx.slipway, id);
+    if (s && TERMINAL.includes(s.phase)) return { fired: false };
+    if (s && p.kind === 'boundary' && stageDone(s, p.stage)) return { fired: true };
+    if (s && p.kind === 'inside') {
+      if (stageDone(s, p.stage)) return { fired: false }; // the step ended between two polls
+      if (s.stages.find((x) => x.id === p.stage)?.state === 'running') {
+        const pending = (await ctx.slipway.handle(id).describe()).raw.pendingActivities ?? [];
+        if (pending.some((a) => a.activityType?.name === p.activity && a.state === PendingState.PENDING_ACTIVITY_STATE_STARTED)) {
+          const delayMs = Math.floor(rand() * INSIDE_SPREAD_MS[p.activity]);
+          await sleep(delayMs);
+          const still = (await ctx.slipway.handle(id).describe()).raw.pendingActivities ?? [];
+          return { fired: true, delayMs, landedInside: still.some((a) => a.activityType?.name === p.activity) };
+        }
+      }
+    }
+    await sleep(100);
+  }
+  throw new Error(`kill point "${pointName(p)}" not reached within ${timeoutMs / 1000}s`);
+}
+
+/** Approves the release whenever it waits for approval (the approval itself is not under test here). */
+function autoApprove(ctx: ChaosContext, id: string): { stop: () => void } {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      const s = await statusOf(ctx.slipway, id);
+      if (s && TERMINAL.includes(s.phase)) return;
+      if (s?.phase === 'awaiting-approval') await ctx.slipway.decide(id, 'approve', { approver: 'alice', digest: s.digest }).catch(() => undefined);
+      await sleep(500);
+    }
+  })();
+  return { stop: () => void (stopped = true) };
+}
+
+/** Steps done more than once: completions per activity beyond the plan, Helm revisions beyond one, extra digests. */
+async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: ReleaseStatus): Promise<string[]> {
+  const dups: string[] = [];
+  const history = await ctx.slipway.handle(id).fetchHistory();
+  const typeOf = new Map<string, string>();
+  const completed: Record<string, number> = {};
+  const scheduled: Record<string, number> = {};
+  for (const e of history.events ?? []) {
+    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
+      const name = e.activityTaskScheduledEventAttributes!.activityType!.name!;
+      typeOf.set(String(e.eventId), name);
+      scheduled[name] = (scheduled[name] ?? 0) + 1;
+    }
+    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED) {
+      const name = typeOf.get(String(e.activityTaskCompletedEventAttributes!.scheduledEventId)) ?? '?';
+      completed[name] = (completed[name] ?? 0) + 1;
+    }
+  }
+  const stages = (kind: string) => final.stages.filter((s) => s.kind === kind && s.state === 'succeeded').length;
+  const expected: Record<string, number> = { buildImage: stages('build'), pushImage: stages('push'), scanImage: stages('scan'), copyImage: stages('promote'), packageChart: stages('chart'), deployChart: stages('deploy') };
+  for (const [name, n] of Object.entries(expected)) {
+    // A step redone after it completed is scheduled again; a killed attempt is only retried (same schedule).
+    if ((scheduled[name] ?? 0) > n && (completed[name] ?? 0) > n) dups.push(`${name} completed ${completed[name]} times, scheduled ${scheduled[name]}, for ${n} stage(s)`);
+  }
+  const helm = new HelmDeployer(helmOptionsFromEnv({ ...process.env, KUBECONFIG: ctx.stack.kubeconfig }));
+  for (const [env, namespace] of [['qa', `${ns}-qa`], ['prod', ns]] as const) {
+    const revs = await helm.history({ context: ctx.stack.contexts[env], namespace }, 'delivery').catch(() => []);
+    // Rollbacks (compensation of a failed release) are revisions too, but not repeats of the upgrade.
+    const upgrades = revs.filter((r) => !/^rollback/i.test(r.description));
+    if (upgrades.length > 1) dups.push(`helm ${env}: ${upgrades.length} upgrade revisions (${upgrades.map((r) => `${r.revision}:${r.status}`).join(', ')})`);
+    if (final.phase === 'succeeded' && revs.at(-1)?.status !== 'deployed') dups.push(`helm ${env}: last revision is ${revs.at(-1)?.status ?? 'missing'}`);
+  }
+  if (final.phase === 'succeeded' && final.digest) {
+    const reg = new OciRegistryClient({ host: ctx.stack.registry.url, name: 'dev' }, new EnvCredentialStore(workerEnv(ctx.stack), '/nonexistent'));
+    for (const repo of ['delivery', 'prod/delivery']) {
+      const m = await reg.getManifest(repo, final.version);
+      if (m.digest !== final.digest) dups.push(`${repo}:${final.version} holds ${m.digest}, the release recorded ${final.digest}`);
+    }
+  }
+  return dups;
+}
+
+/** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
+export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: { pointTimeoutMs?: number; releaseTimeoutMs?: number } = {}): Promise<ReleaseReport> {
+  const ns = `chaos-${randomBytes(3).toString('hex')}`;
+  const input = planRelease(parseConfig(chaosConfigText(ctx.stack, ns)), { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot', gitSha: 'abcdef1' });
+  const env = workerEnv(ctx.stack);
+  const logFile = join(ctx.workDir, `${ns}-workers.log`);
+  const workers: WorkerProcess[] = [];
+  const spawnWorker = () => {
+    const w = new WorkerProcess(env, logFile);
+    workers.push(w);
+    return w;
+  };
+  let worker = spawnWorker();
+  const started = Date.now();
+  const { workflowId } = await ctx.slipway.start(input);
+  const approver = autoApprove(ctx, workflowId);
+  const records: KillRecord[] = [];
+  const orphans: Orphan[] = [];
+  try {
+    for (const p of points) {
+      const r = await reach(ctx, workflowId, p, rand, opts.pointTimeoutMs ?? 300_000);
+      const rec: KillRecord = { point: pointName(p), ...r };
+      records.push(rec);
+      if (!r.fired) {
+        ctx.log(`  ${rec.point}: not reached (the step ended between two polls, or the release ended)`);
+        continue;
+      }
+      orphans.push(...(await worker.kill(rec.point)));
+      ctx.log(`  kill -9 ${rec.point}${r.delayMs !== undefined ? ` +${r.delayMs} ms (${r.landedInside ? 'inside' : 'step had just ended'})` : ''}`);
+      worker = spawnWorker();
+    }
+    const deadline = Date.now() + (opts.releaseTimeoutMs ?? 600_000);
+    let final: ReleaseStatus | undefined;
+    while (Date.now() < deadline) {
+      final = await statusOf(ctx.slipway, workflowId);
+      if (final && TERMINAL.includes(final.phase)) break;
+      await sleep(500);
+    }
+    if (!final || !TERMINAL.includes(final.phase)) throw new Error(`release ${workflowId} did not end within the timeout (phase ${final?.phase})`);
+    const d = await ctx.slipway.handle(workflowId).describe();
+    const completedCleanly =
+      (final.phase === 'succeeded' && !final.error) || (final.phase === 'failed' && !!final.error && d.status.name === 'FAILED');
+    const duplicates = await duplicatesOf(ctx, workflowId, ns, final);
+    return { workflowId, points: records, kills: records.filter((r) => r.fired).length, phase: final.phase, error: final.error, completedCleanly, durationMs: Date.now() - started, duplicates, orphans };
+  } finally {
+    approver.stop();
+    for (const w of workers) {
+      await w.kill('end of release').catch(() => []);
+      w.reap();
+    }
+  }
+}
+
+export function summarize(seed: number, reports: ReleaseReport[]): string {
+  const kills = reports.reduce((n, r) => n + r.kills, 0);
+  const lines = [
+    `chaos seed ${seed} (SLIPWAY_CHAOS_SEED=${seed} reproduces the kill points and delays)`,
+    `releases: ${reports.length}; kills: ${kills}; completed: ${reports.filter((r) => r.phase === 'succeeded').length}; clean failures: ${reports.filter((r) => r.phase !== 'succeeded' && r.completedCleanly).length}; unclean: ${reports.filter((r) => !r.completedCleanly).length}`,
+    `duplicates found: ${reports.reduce((n, r) => n + r.duplicates.length, 0)}; orphans found: ${reports.reduce((n, r) => n + r.orphans.length, 0)}`,
+  ];
+  for (const r of reports) {
+    lines.push(`  ${r.workflowId}: ${r.phase}${r.error ? ` (${r.error})` : ''} in ${(r.durationMs / 1000).toFixed(1)} s, ${r.kills} kill(s): ${r.points.map((p) => `${p.point}${p.fired ? '' : ' [not reached]'}`).join('; ')}`);
+    for (const dup of r.duplicates) lines.push(`    DUPLICATE ${dup}`);
+    for (const o of r.orphans) lines.push(`    ORPHAN ${o.comm} (pid ${o.pid}) after kill ${o.point}${o.ownGroup ? ', still in the killed group' : ', in a process group of its own'}`);
+  }
+  return lines.join('\n');
+}
+
+/** Connects to the chaos namespace (registering it first). */
+export async function chaosContext(stack: ChaosStack, log: (line: string) => void): Promise<ChaosContext & { close: () => Promise<void> }> {
+  if (!existsSync(join(ROOT, 'dist', 'client', 'cli.js'))) throw new Error('dist/client/cli.js is missing: run `npx tsc` first');
+  await ensureChaosNamespace(stack.temporal);
+  const connection = await Connection.connect({ address: stack.temporal });
+  const slipway = new SlipwayClient(new Client({ connection, namespace: CHAOS_NAMESPACE }));
+  const workDir = join(tmpdir(), `slipway-chaos-${Date.now().toString(36)}`);
+  mkdirSync(workDir, { recursive: true });
+  return { stack, slipway, workDir, log, close: () => connection.close() };
+}
+
+/** `npm run chaos`: the whole matrix on the local stack (brought up as `slipway stack up` does). */
+async function main(): Promise<void> {
+  const { ensureDocker, ensureRegistry, ensureTemporal } = await import('../client/stack');
+  const { ensureClusters } = await import('../client/stack/kubernetes');
+  const { ensureBaseImage } = await import('../client/stack/base-image');
+  const { dockerFromEnv } = await import('../workers/builder');
+  process.env.PATH = `${join(homedir(), '.cache', 'slipway', 'bin')}:${process.env.PATH}`;
+  const [t, docker, registry, clusters] = await Promise.all([ensureTemporal(), ensureDocker(), ensureRegistry('registry', 5000), ensureClusters()]);
+  await ensureBaseImage(dockerFromEnv({ DOCKER_HOST: docker.host }));
+  // The fixture vulnerability database the tests use (no real one can be downloaded here).
+  const trivyCache = join(ROOT, '.slipway', 'trivy-cache');
+  execFileSync(join(homedir(), '.cache', 'slipway', 'bin', 'trivy-fixture-db'), ['-advisories', join(ROOT, 'test', 'fixtures', 'trivy', 'advisories.json'), '-cache-dir', trivyCache], { stdio: 'ignore' });
+  const stack: ChaosStack = { temporal: t.address, docker: docker.host, registry, kubeconfig: clusters.kubeconfig, contexts: clusters.contexts, trivyCache };
+  const seed = chaosSeed();
+  const releases = Number(process.env.SLIPWAY_CHAOS_RELEASES ?? 4);
+  if (!Number.isInteger(releases) || releases < 1) throw new Error(`SLIPWAY_CHAOS_RELEASES must be a positive integer, not "${process.env.SLIPWAY_CHAOS_RELEASES}"`);
+  const print = (l: string) => process.stdout.write(`${l}\n`);
+  print(`chaos seed ${seed}; ${KILL_POINTS.length} kill points over ${releases} releases`);
+  const ctx = await chaosContext(stack, print);
+  const rand = seededRandom(seed);
+  const reports: ReleaseReport[] = [];
+  try {
+    for (const [i, points] of matrixRounds(releases).entries()) {
+      print(`release ${i + 1}/${releases}: ${points.map(pointName).join(', ')}`);
+      reports.push(await chaosRelease(ctx, points, rand));
+    }
+  } finally {
+    await ctx.close();
+  }
+  print(summarize(seed, reports));
+  const bad = reports.filter((r) => !r.completedCleanly || r.duplicates.length || r.orphans.length);
+  if (bad.length) process.exitCode = 1;
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
