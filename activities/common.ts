@@ -46,3 +46,27 @@ export function resolveInside(workspace: string, rel: string, what: string): str
   return real;
 }
 
+
+/**
+ * Heartbeats `snapshot()` on a timer (default: exec.ts's tickInterval, a third of the heartbeat timeout) while a
+ * long step runs, but only when it changed since the last beat: a transfer that moves bytes is never taken for
+ * dead, while one that stalls stops beating and is still caught by the heartbeat timeout. Returns `stop`, which
+ * sends the final state.
+ */
+export function heartbeatWhileProgressing(snapshot: () => Record<string, unknown>, beat: (d: Record<string, unknown>) => void, intervalMs: number): () => void {
+  let last = '';
+  const tick = () => {
+    const d = snapshot();
+    const key = JSON.stringify(d);
+    if (key === last) return;
+    last = key;
+    beat(d);
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  timer.unref?.();
+  return () => {
+    clearInterval(timer);
+    tick();
+  };
+}

@@ -16,7 +16,9 @@ import {
   type RegistryRef,
 } from '../workflows/types';
 import type { SlipwayActivities } from './contract';
-import { BuildError } from './docker/builder';
+import { BuildError, PushError } from './docker/builder';
+import { classifyNetwork, classifyRegistryMessage, portError } from './errors';
+import { prepareBuildSource } from './docker/source';
 import type { ImageBuilder, Registry, Scanner } from './ports';
 import { ScannerError } from './scanner/trivy';
 
@@ -36,24 +38,36 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
   return {
     async buildImage(raw): Promise<BuildImageResult> {
       const input = check(buildImageInputSchema, raw, 'buildImage');
-      const contextDir = resolveInside(deps.workspace, input.context, 'build context');
-      if (!statSync(contextDir).isDirectory()) throw ApplicationFailure.nonRetryable(`build context "${input.context}" is not a directory`, ErrorTypes.InvalidInput);
-      resolveInside(contextDir, input.dockerfile, 'Dockerfile');
-      const started = Date.now();
-      const labels: Record<string, string> = {
-        'org.opencontainers.image.version': input.version,
-        'org.opencontainers.image.created': input.created,
-        'org.opencontainers.image.title': input.service,
-        ...(input.gitSha ? { 'org.opencontainers.image.revision': input.gitSha } : {}),
-        ...(input.source ? { 'org.opencontainers.image.source': input.source } : {}),
-      };
+      // With a gitSha the build reads exactly that commit, exported into a directory of its own (removed after).
+      const source = await prepareBuildSource(deps.workspace, input.gitSha, [input.context]);
       try {
+        const contextDir = resolveInside(source.root, input.context, 'build context');
+        if (!statSync(contextDir).isDirectory()) throw ApplicationFailure.nonRetryable(`build context "${input.context}" is not a directory`, ErrorTypes.InvalidInput);
+        resolveInside(contextDir, input.dockerfile, 'Dockerfile');
+        const started = Date.now();
+        const revision = source.exact ? source.revision : undefined;
+        const labels: Record<string, string> = {
+          'org.opencontainers.image.version': input.version,
+          'org.opencontainers.image.created': input.created,
+          'org.opencontainers.image.title': input.service,
+          ...(revision ? { 'org.opencontainers.image.revision': revision } : {}),
+          ...(input.source ? { 'org.opencontainers.image.source': input.source } : {}),
+        };
         const built = await deps.builder.build(
           // The release's identity is offered as build args too; a Dockerfile uses them only if it declares them.
-          { contextDir, dockerfile: input.dockerfile, tag: input.tag, args: { SLIPWAY_VERSION: input.version, ...(input.gitSha ? { SLIPWAY_GIT_SHA: input.gitSha } : {}), ...input.args }, labels, signal: signal() },
+          { contextDir, dockerfile: input.dockerfile, tag: input.tag, args: { SLIPWAY_VERSION: input.version, ...(revision ? { SLIPWAY_GIT_SHA: revision } : {}), ...input.args }, labels, signal: signal() },
           heartbeat,
         );
-        return { imageId: built.imageId, steps: built.steps, tag: input.tag, host: deps.hostId, hostQueue: hostQueue(deps.hostId), durationMs: Date.now() - started };
+        return {
+          imageId: built.imageId,
+          steps: built.steps,
+          tag: input.tag,
+          host: deps.hostId,
+          hostQueue: hostQueue(deps.hostId),
+          durationMs: Date.now() - started,
+          ...(source.revision ? { revision: source.revision } : {}),
+          ...(source.dirty !== undefined ? { dirty: source.dirty } : {}),
+        };
       } catch (err) {
         if (err instanceof BuildError) {
           throw ApplicationFailure.create({
@@ -64,12 +78,21 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
           });
         }
         throw err;
+      } finally {
+        await source.cleanup();
       }
     },
 
     async pushImage(raw) {
       const input = check(pushImageInputSchema, raw, 'pushImage');
-      const pushed = await deps.builder.push(input.tag, input.registry, heartbeat, signal());
+      let pushed: Awaited<ReturnType<ImageBuilder['push']>>;
+      try {
+        pushed = await deps.builder.push(input.tag, input.registry, heartbeat, signal());
+      } catch (err) {
+        // A refused login is final; a registry that is down may be back for the next attempt.
+        if (err instanceof PushError) throw portError(classifyRegistryMessage(err.message), err.message);
+        throw classifyNetwork(err, `docker push ${input.tag}`);
+      }
       const repo = input.tag.slice(0, input.tag.lastIndexOf(':'));
       return { reference: `${repo}@${pushed.digest}`, digest: pushed.digest, size: pushed.size };
     },

@@ -1,5 +1,7 @@
 /** Chooses the Registry adapter by the registry's `type` (one adapter per vendor, as Argo's metric providers). */
 import type { RegistryRef } from '../../workflows/types';
+import { ErrorTypes } from '../../workflows/errors';
+import { portError } from '../errors';
 import type { Registry } from '../ports';
 import { AcrRegistry } from './acr';
 import type { CredentialStore } from './credentials';
@@ -17,9 +19,9 @@ export function registryFactory(opts: RegistryFactoryOptions): (ref: RegistryRef
   const acr = new Map<string, AcrRegistry>();
   return (ref) => {
     if (ref.type === 'oci') return oci;
-    if (!opts.armClient) throw new Error(`registry ${ref.name} is an ACR registry but this worker has no Azure credentials configured`);
+    if (!opts.armClient) throw portError(ErrorTypes.RegistryAuth, `registry ${ref.name} is an ACR registry but this worker has no Azure credentials configured`);
     let a = acr.get(ref.name);
-    if (!a) acr.set(ref.name, (a = new AcrRegistry(opts.armClient(ref), opts.credentials)));
+    if (!a) acr.set(ref.name, (a = new AcrRegistry(opts.armClient(ref), opts.credentials, opts.fetchImpl)));
     return a;
   };
 }

@@ -152,9 +152,23 @@ export class OciRegistryClient {
     return res.headers.get('docker-content-digest') ?? m.digest;
   }
 
+  /** The digest the registry reports for a manifest (HEAD, Docker-Content-Digest); undefined when absent. */
+  async manifestDigest(repository: string, reference: string): Promise<string | undefined> {
+    const res = await this.request('HEAD', `/v2/${repository}/manifests/${reference}`, {
+      headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      scope: `repository:${repository}:pull`,
+    });
+    if (res.status === 404) return undefined;
+    if (!res.ok) throw new RegistryHttpError(`HEAD manifest ${repository}:${reference} on ${this.endpoint.host}: ${res.status}`, res.status);
+    // A registry that omits the header is answered by hashing what it serves.
+    return res.headers.get('docker-content-digest') ?? (await this.getManifest(repository, reference)).digest;
+  }
+
   async hasBlob(repository: string, digest: string): Promise<boolean> {
     const res = await this.request('HEAD', `/v2/${repository}/blobs/${digest}`, { scope: `repository:${repository}:pull,push` });
-    return res.ok;
+    if (res.status === 404) return false;
+    if (!res.ok) throw new RegistryHttpError(`HEAD blob ${repository}@${digest} on ${this.endpoint.host}: ${res.status}`, res.status);
+    return true;
   }
 
   /** Cross-repository mount; true when the registry mounted it (201), false when it wants an upload instead. */
@@ -201,56 +215,129 @@ export class OciRegistryClient {
   }
 }
 
-/** Copies a manifest (recursively for indexes) and every blob it references from one repository to another. */
+/** A manifest is not the digest it must be. Nothing has been tagged when this is thrown by `copyManifest`. */
+export class DigestMismatchError extends Error {
+  constructor(
+    message: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(message);
+    this.name = 'DigestMismatchError';
+  }
+}
+
+/** Where a copy is; the adapter heartbeats it on a timer (mutated in place while bytes flow). */
+export interface CopyProgress {
+  phase: 'reading' | 'blobs' | 'manifests' | 'verifying' | 'tagging' | 'done';
+  /** Blobs finished (copied, mounted or already present) and the number the copy needs. */
+  blobsDone: number;
+  blobsTotal: number;
+  bytesCopied: number;
+  /** Bytes of the blobs that must be streamed (not present, not mountable); known once each is reached. */
+  bytesTotal: number;
+  /** The blob in flight. */
+  blob?: string;
+}
+
+interface Ref {
+  client: OciRegistryClient;
+  repository: string;
+  reference: string;
+}
+
+/**
+ * Copies an image (an index with its children, or one manifest) and every blob it references, in an order that
+ * never lets a tag point at something unverified: blobs, then every manifest BY DIGEST, then a HEAD by digest
+ * that must report the expected digest, and only then the tag (when `dst.reference` is a tag).
+ * `expectDigest` is checked against the source before anything is written.
+ */
 export async function copyManifest(
-  src: { client: OciRegistryClient; repository: string; reference: string },
-  dst: { client: OciRegistryClient; repository: string; reference: string },
-  onProgress: (note: string) => void = () => undefined,
-  stats: CopyStats = { manifests: 0, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 },
+  src: Ref,
+  dst: Ref,
+  opts: { expectDigest?: string; progress?: CopyProgress } = {},
 ): Promise<{ manifest: Manifest; stats: CopyStats; pushedDigest: string }> {
-  const manifest = await src.client.getManifest(src.repository, src.reference);
-  if (src.reference.startsWith('sha256:') && manifest.digest !== src.reference) {
-    throw new RegistryHttpError(`registry returned manifest ${manifest.digest} for ${src.reference}`, 502);
+  const progress: CopyProgress = opts.progress ?? { phase: 'reading', blobsDone: 0, blobsTotal: 0, bytesCopied: 0, bytesTotal: 0 };
+  const stats: CopyStats = { manifests: 0, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 };
+  progress.phase = 'reading';
+  const manifest = await readManifest(src, src.reference);
+  if (opts.expectDigest && manifest.digest !== opts.expectDigest) {
+    throw new DigestMismatchError(
+      `source ${src.client.endpoint.host}/${src.repository}:${src.reference} has digest ${manifest.digest}, expected ${opts.expectDigest}; nothing was copied or tagged`,
+      opts.expectDigest,
+      manifest.digest,
+    );
   }
-  const sameRegistry = src.client.endpoint.host === dst.client.endpoint.host;
+  // The whole tree first, so progress can say "blob n of m" and children are known before anything is written.
+  const children: Manifest[] = [];
   if (INDEX_TYPES.has(manifest.mediaType)) {
-    for (const child of manifest.json.manifests ?? []) {
-      await copyManifest({ ...src, reference: child.digest }, { ...dst, reference: child.digest }, onProgress, stats);
-    }
-  } else {
-    const blobs: { digest: string; size: number }[] = [manifest.json.config, ...(manifest.json.layers ?? [])].filter(Boolean);
-    for (const blob of blobs) {
-      if (await dst.client.hasBlob(dst.repository, blob.digest)) {
-        stats.blobsSkipped++;
-      } else if (sameRegistry && (await dst.client.mountBlob(dst.repository, blob.digest, src.repository))) {
-        stats.blobsMounted++;
-      } else {
-        await streamBlob(src, dst, blob, stats);
-      }
-      onProgress(`blob ${blob.digest.slice(0, 19)} (${blob.size} bytes)`);
-    }
+    for (const child of manifest.json.manifests ?? []) children.push(await readManifest(src, child.digest));
   }
-  const pushedDigest = await dst.client.putManifest(dst.repository, dst.reference, manifest);
-  stats.manifests++;
+  const blobs = new Map<string, number>();
+  for (const m of children.length ? children : [manifest]) {
+    for (const b of [m.json.config, ...(m.json.layers ?? [])].filter(Boolean) as { digest: string; size: number }[]) blobs.set(b.digest, b.size);
+  }
+  progress.phase = 'blobs';
+  progress.blobsTotal = blobs.size;
+  const sameRegistry = src.client.endpoint.host === dst.client.endpoint.host;
+  for (const [digest, size] of blobs) {
+    progress.blob = digest;
+    if (await dst.client.hasBlob(dst.repository, digest)) {
+      stats.blobsSkipped++;
+    } else if (sameRegistry && (await dst.client.mountBlob(dst.repository, digest, src.repository))) {
+      stats.blobsMounted++;
+    } else {
+      progress.bytesTotal += size;
+      await streamBlob(src, dst, { digest, size }, stats, progress);
+    }
+    progress.blobsDone++;
+  }
+  progress.blob = undefined;
+  progress.phase = 'manifests';
+  for (const m of [...children, manifest]) {
+    await dst.client.putManifest(dst.repository, m.digest, m);
+    stats.manifests++;
+  }
+  progress.phase = 'verifying';
+  const stored = await dst.client.manifestDigest(dst.repository, manifest.digest);
+  if (stored !== manifest.digest) {
+    throw new DigestMismatchError(
+      `${dst.client.endpoint.host}/${dst.repository}@${manifest.digest} is reported as ${stored ?? 'absent'} after the push; the tag was not written`,
+      manifest.digest,
+      stored ?? 'absent',
+    );
+  }
+  let pushedDigest = stored;
+  if (!dst.reference.startsWith('sha256:')) {
+    progress.phase = 'tagging';
+    pushedDigest = await dst.client.putManifest(dst.repository, dst.reference, manifest);
+  }
+  progress.phase = 'done';
   return { manifest, stats, pushedDigest };
 }
 
-async function streamBlob(
-  src: { client: OciRegistryClient; repository: string },
-  dst: { client: OciRegistryClient; repository: string },
-  blob: { digest: string; size: number },
-  stats: CopyStats,
-): Promise<void> {
+async function readManifest(src: Ref, reference: string): Promise<Manifest> {
+  const m = await src.client.getManifest(src.repository, reference);
+  if (reference.startsWith('sha256:') && m.digest !== reference) {
+    throw new DigestMismatchError(`${src.client.endpoint.host} returned manifest ${m.digest} for ${src.repository}@${reference}`, reference, m.digest);
+  }
+  return m;
+}
+
+async function streamBlob(src: Omit<Ref, 'reference'>, dst: Omit<Ref, 'reference'>, blob: { digest: string; size: number }, stats: CopyStats, progress: CopyProgress): Promise<void> {
+  const before = progress.bytesCopied;
   // The body is a factory: if the PUT meets a 401 challenge, the blob is fetched again for the retry.
   await dst.client.uploadBlob(dst.repository, blob.digest, blob.size, () => {
+    progress.bytesCopied = before;
     const stream = (async function* () {
       const res = await src.client.getBlob(src.repository, blob.digest);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        stats.bytesCopied += chunk.length;
+        progress.bytesCopied += chunk.length;
         yield chunk;
       }
     })();
     return Readable.toWeb(Readable.from(stream)) as unknown as BodyInit;
   });
+  stats.bytesCopied += progress.bytesCopied - before;
   stats.blobsCopied++;
 }

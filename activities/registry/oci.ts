@@ -1,10 +1,12 @@
 /** The OCI Distribution adapter of the Registry port. */
-import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes } from '../../workflows/errors';
 import type { CopyImageInput, CopyImageResult, RegistryRef } from '../../workflows/types';
+import { heartbeatWhileProgressing } from '../common';
+import { classifyHttp, classifyNetwork, portError } from '../errors';
+import { tickInterval } from '../exec';
 import type { Progress, Registry } from '../ports';
 import type { CredentialStore } from './credentials';
-import { copyManifest, OciRegistryClient, RegistryHttpError } from './oci-client';
+import { copyManifest, DigestMismatchError, OciRegistryClient, RegistryHttpError, type CopyProgress } from './oci-client';
 import { parseReference } from './reference';
 
 export class OciRegistry implements Registry {
@@ -13,6 +15,8 @@ export class OciRegistry implements Registry {
   constructor(
     private readonly credentials: CredentialStore,
     private readonly fetchImpl: typeof fetch = fetch,
+    /** How often a running copy reports progress; defaults to a third of the activity's heartbeat timeout. */
+    private readonly tickMs?: number,
   ) {}
 
   client(host: string, ref?: RegistryRef): OciRegistryClient {
@@ -30,30 +34,38 @@ export class OciRegistry implements Registry {
     const srcRef = src.digest ?? src.tag ?? 'latest';
     const srcClient = this.client(src.registry, input.sourceRegistry?.host === src.registry ? input.sourceRegistry : undefined);
     const dstClient = this.client(dst.registry, input.targetRegistry.host === dst.registry ? input.targetRegistry : undefined);
+    const state: CopyProgress = { phase: 'reading', blobsDone: 0, blobsTotal: 0, bytesCopied: 0, bytesTotal: 0 };
+    // Beats on a timer while bytes flow, not once per blob: one big layer may take longer than the heartbeat timeout.
+    const stop = heartbeatWhileProgressing(
+      () => ({
+        phase: state.phase,
+        blob: `${Math.min(state.blobsDone + 1, state.blobsTotal)}/${state.blobsTotal}`,
+        bytesCopied: state.bytesCopied,
+        bytesTotal: state.bytesTotal,
+        ...(state.blob ? { digest: state.blob } : {}),
+      }),
+      progress,
+      this.tickMs ?? tickInterval(),
+    );
     try {
-      const { manifest, stats, pushedDigest } = await copyManifest(
+      const { manifest, stats } = await copyManifest(
         { client: srcClient, repository: src.repository, reference: srcRef },
         { client: dstClient, repository: dst.repository, reference: dst.tag ?? dst.digest ?? srcRef },
-        (note) => progress({ note }),
+        { expectDigest: input.expectDigest, progress: state },
       );
-      if (input.expectDigest && manifest.digest !== input.expectDigest) {
-        throw ApplicationFailure.nonRetryable(`source ${input.source} has digest ${manifest.digest}, expected ${input.expectDigest}`, ErrorTypes.DigestMismatch);
-      }
-      if (pushedDigest !== manifest.digest) {
-        throw ApplicationFailure.nonRetryable(`registry stored ${input.target} as ${pushedDigest}, source is ${manifest.digest}`, ErrorTypes.DigestMismatch);
-      }
       return { source: input.source, target: input.target, digest: manifest.digest, mediaType: manifest.mediaType, method: 'oci-copy', ...stats };
     } catch (err) {
-      throw classify(err);
+      throw toRegistryFailure(err, `copy ${input.source} → ${input.target}`);
+    } finally {
+      stop();
     }
   }
 }
 
-/** 404 and 401/403 cannot be fixed by retrying; network errors and 5xx can. */
-export function classify(err: unknown): unknown {
-  if (err instanceof RegistryHttpError) {
-    if (err.status === 404) return ApplicationFailure.nonRetryable(err.message, ErrorTypes.ImageNotFound);
-    if (err.status === 401 || err.status === 403) return ApplicationFailure.nonRetryable(err.message, ErrorTypes.RegistryAuth);
-  }
-  return err;
+/** Every failure of the OCI client in the shared vocabulary: 401/403 and 404 are final, 5xx and network errors are not. */
+export function toRegistryFailure(err: unknown, what: string): unknown {
+  if (err instanceof DigestMismatchError) return portError(ErrorTypes.DigestMismatch, err.message, { expected: err.expected, actual: err.actual });
+  if (err instanceof RegistryHttpError) return portError(classifyHttp(err.status), err.message, { status: err.status });
+  return classifyNetwork(err, what);
 }
+
