@@ -8,7 +8,7 @@ import {
   gitShaSchema,
   identitySchema,
   imageRefSchema,
-  nameSchema,
+  serviceNameSchema,
   parseDuration,
   scanPlanOf,
   slipwayConfigSchema,
@@ -49,7 +49,7 @@ export function loadConfig(file: string): SlipwayConfig {
 }
 
 export const startRequestSchema = z.strictObject({
-  service: nameSchema,
+  service: serviceNameSchema,
   version: versionSchema,
   gitSha: gitShaSchema.optional(),
   image: imageRefSchema.optional(),

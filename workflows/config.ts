@@ -4,19 +4,35 @@
  */
 import { z } from 'zod';
 import { judgeConfigSchema } from './canary/schema';
-import { IDENTITY_RE, IMAGE_REF_RE, KUBE_CONTEXT_RE, NAME_RE, REPO_PATH_RE, REPOSITORY_RE, RESERVED_VALUE_KEYS, VERSION_RE } from './rules';
+import {
+  IDENTITY_RE,
+  imageHostProblem,
+  IMAGE_REF_RE,
+  KUBE_CONTEXT_RE,
+  MAX_SERVICE_NAME,
+  NAME_RE,
+  REGISTRY_HOST_RE,
+  replicaWeightProblem,
+  REPO_PATH_RE,
+  REPOSITORY_RE,
+  RESERVED_VALUE_KEYS,
+  versionProblem,
+} from './rules';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
 export const nameSchema = z
   .string()
   .min(1, 'must not be empty')
   .max(63, 'must be at most 63 characters')
-  .regex(NAME_RE, 'must start with a lower-case letter and hold only a-z, 0-9 and "-"');
+  .regex(NAME_RE, 'must start with a lower-case letter, hold only a-z, 0-9 and "-", and not end in "-"');
 
-export const versionSchema = z
-  .string()
-  .max(128, 'must be at most 128 characters')
-  .regex(VERSION_RE, 'must be a semantic version such as v1.0.2 or 1.4.0-rc.1 (no build metadata)');
+/** A service name is its Helm release name, and `<name>-canary` names its canary's Deployment and Service. */
+export const serviceNameSchema = nameSchema.max(MAX_SERVICE_NAME, `must be at most ${MAX_SERVICE_NAME} characters (it is the Helm release name, which Helm limits to ${MAX_SERVICE_NAME})`);
+
+export const versionSchema = z.string().superRefine((v, ctx) => {
+  const problem = versionProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const gitShaSchema = z.string().regex(/^[0-9a-f]{7,40}$/, 'must be 7 to 40 lower-case hex digits');
 
@@ -38,7 +54,9 @@ export const repoPathSchema = z
 export const registryHostSchema = z
   .string()
   .max(253, 'must be at most 253 characters')
-  .regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be a host name with an optional port, e.g. myrepo.azurecr.io or 127.0.0.1:5000');
+  .regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be a host name with an optional port, e.g. myrepo.azurecr.io or 127.0.0.1:5000')
+  // Image references are host/path: a host without "." or port (other than localhost) would read as a Docker Hub path.
+  .refine((h) => !/^[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(h) || REGISTRY_HOST_RE.test(h), 'must contain a "." or a port, or be localhost (as Docker tells a registry host from a path), e.g. registry.local or registry:5000');
 
 export const repositorySchema = z
   .string()
@@ -48,10 +66,13 @@ export const repositorySchema = z
 export const imageRefSchema = z
   .string()
   .max(512, 'must be at most 512 characters')
-  .regex(
-    IMAGE_REF_RE,
-    'must be a fully qualified image reference such as 127.0.0.1:5000/delivery:v1.0.2 or …@sha256:<64 hex>',
-  );
+  .superRefine((ref, ctx) => {
+    if (IMAGE_REF_RE.test(ref)) return;
+    ctx.addIssue({
+      code: 'custom',
+      message: imageHostProblem(ref) ?? 'must be a fully qualified image reference such as 127.0.0.1:5000/delivery:v1.0.2 or …@sha256:<64 hex>',
+    });
+  });
 
 export const digestSchema = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'must be sha256:<64 lower-case hex digits>');
 
@@ -340,7 +361,7 @@ export const slipwayConfigSchema = z
     environments: z.record(nameSchema, environmentConfigSchema),
     // The order a release goes through; the first environment receives the pushed build.
     pipeline: z.array(nameSchema).min(2, 'must list at least two environments (where builds land, where they are promoted)').optional(),
-    services: z.record(nameSchema, serviceConfigSchema).refine((s) => Object.keys(s).length > 0, 'must define at least one service'),
+    services: z.record(serviceNameSchema, serviceConfigSchema).refine((s) => Object.keys(s).length > 0, 'must define at least one service'),
   })
   .superRefine((cfg, ctx) => {
     for (const [env, e] of Object.entries(cfg.environments)) {
@@ -371,6 +392,17 @@ export const slipwayConfigSchema = z
     for (const [svc, s] of Object.entries(cfg.services)) {
       for (const env of Object.keys(s.chart?.environments ?? {})) {
         if (!cfg.environments[env]) ctx.addIssue({ code: 'custom', path: ['services', svc, 'chart', 'environments', env], message: `names unknown environment "${env}"` });
+      }
+      // Where the chart values say how many replicas the stable Deployment runs, a replica-ratio canary's weights
+      // are checked now; otherwise the canary's start checks them against the running Deployment, before any patch.
+      for (const [env, e] of Object.entries(cfg.environments)) {
+        if (!s.chart || e.canary?.traffic.type !== 'replicas') continue;
+        const replicas = { ...s.chart.values, ...(s.chart.environments[env] ?? {}) }.replicaCount;
+        if (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 1) continue;
+        e.canary.steps.forEach((step, i) => {
+          const problem = 'setWeight' in step ? replicaWeightProblem(step.setWeight, replicas) : undefined;
+          if (problem) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary', 'steps', i, 'setWeight'], message: `${problem} (services.${svc}.chart values set replicaCount: ${replicas})` });
+        });
       }
     }
   });

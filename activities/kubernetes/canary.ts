@@ -7,11 +7,27 @@
 import { k8s, type K8s } from './client';
 import type { KubeCluster } from './cluster';
 import type { KubeTarget } from '../ports';
+import { canaryReplicasFor, replicaWeight, replicaWeightProblem } from '../../workflows/rules';
 
 export type TrafficPlan = { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
 
 const isHttp = (err: unknown, code: number) => (err as { code?: number })?.code === code;
 export const canaryName = (stable: string): string => `${stable}-canary`;
+
+/** A canary plan the running stable Deployment cannot carry out (a weight its replica count cannot express). */
+export class CanaryPlanError extends Error {
+  override name = 'CanaryPlanError';
+}
+
+/** The weights a replica-ratio canary will be asked for, checked against the stable replica count; throws before any change. */
+export function checkReplicaWeights(traffic: TrafficPlan, weights: { step?: number; weight: number }[], stable: string, stableReplicas: number): void {
+  if (traffic.type !== 'replicas') return;
+  const problems = weights.flatMap(({ step, weight }) => {
+    const p = replicaWeightProblem(weight, stableReplicas);
+    return p ? [`${step === undefined ? 'canary setWeight' : `canary.steps.${step}.setWeight`}: ${p}`] : [];
+  });
+  if (problems.length) throw new CanaryPlanError(`the canary of ${stable} cannot start (the stable Deployment runs ${stableReplicas} replica${stableReplicas === 1 ? '' : 's'}):\n${problems.join('\n')}`);
+}
 
 export class KubeCanary {
   constructor(private readonly cluster: KubeCluster) {}
@@ -20,11 +36,22 @@ export class KubeCanary {
     return this.cluster.api(t.context, k8s.AppsV1Api);
   }
 
-  /** Creates (or updates, on a retry) the canary Deployment and Service from the stable ones; 0 replicas to start. */
-  async start(t: KubeTarget, stable: string, image: string, marks: Record<string, string>): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
+  /**
+   * Creates (or updates, on a retry) the canary Deployment and Service from the stable ones; 0 replicas to start.
+   * `plan` (the traffic and the steps' weights) is checked against the stable Deployment first: a weight its replica
+   * count cannot express is refused before anything is created or patched.
+   */
+  async start(
+    t: KubeTarget,
+    stable: string,
+    image: string,
+    marks: Record<string, string>,
+    plan?: { traffic: TrafficPlan; weights: { step?: number; weight: number }[] },
+  ): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
+    const d = await this.cluster.call(t, `read ${stable}`, () => this.apps(t).readNamespacedDeployment({ name: stable, namespace: t.namespace }));
+    if (plan) checkReplicaWeights(plan.traffic, plan.weights, stable, d.spec?.replicas ?? 1);
     return this.cluster.call(t, `start canary of ${stable}`, async () => {
       const apps = this.apps(t);
-      const d = await apps.readNamespacedDeployment({ name: stable, namespace: t.namespace });
       const name = canaryName(stable);
       // Helm does not own the copy: drop its chart label and say who manages it.
       const strip = (labels: Record<string, string> = {}) => ({
@@ -81,10 +108,12 @@ export class KubeCanary {
    * Deployment keeps its size and the canary gets ceil(stable × w / (100 − w)) pods, so the ratio is approximate.
    */
   async setWeight(t: KubeTarget, stable: string, traffic: TrafficPlan, weight: number, stableReplicas: number): Promise<{ weight: number; canaryReplicas: number }> {
+    // start() refused such a plan already; this guards a canary started before that check existed.
+    checkReplicaWeights(traffic, [{ weight }], stable, stableReplicas);
     return this.cluster.call(t, `set canary weight of ${stable}`, async () => {
-      const replicas = weight <= 0 ? 0 : traffic.type === 'replicas' ? Math.ceil((stableReplicas * weight) / Math.max(1, 100 - weight)) : Math.max(1, stableReplicas);
+      const replicas = weight <= 0 ? 0 : traffic.type === 'replicas' ? canaryReplicasFor(weight, stableReplicas) : Math.max(1, stableReplicas);
       await this.scale(t, canaryName(stable), replicas);
-      if (traffic.type === 'replicas') return { weight: replicas ? Math.round((100 * replicas) / (replicas + stableReplicas)) : 0, canaryReplicas: replicas };
+      if (traffic.type === 'replicas') return { weight: replicaWeight(replicas, stableReplicas), canaryReplicas: replicas };
       await this.routeWeights(t, stable, traffic, weight);
       return { weight, canaryReplicas: replicas };
     });

@@ -118,3 +118,114 @@ describe('properties', () => {
     expect(judge(critical, [{ name: 'm', baseline: sample(g, 50, 100, 5), canary: sample(g, 50, 200, 5) }])).toMatchObject({ score: 0, result: 'Fail', reason: 'a critical metric failed' });
   });
 });
+
+/**
+ * Item 12: every vector, with its own thresholds, as a judge config through the config validation and
+ * `slipway canary judge` (runJudge reads the two files the command reads). Kayenta's own tests use thresholds the
+ * validation used to refuse (CLES critical bounds of 1.0, a mean-ratio criticalDecrease of 1.2).
+ */
+describe('every vector through the judge config validation and `slipway canary judge`', () => {
+  const { mkdtempSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
+  const { tmpdir } = require('node:os') as typeof import('node:os');
+  const { judgeConfigSchema, judgeJson, runJudge } = require('../../client/canary-command') as typeof import('../../client/canary-command');
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-vectors-'));
+  let n = 0;
+  const judgeFiles = (config: unknown, baseline: unknown[], canary: unknown[]) => {
+    n++;
+    const configFile = join(dir, `config-${n}.json`);
+    const dataFile = join(dir, `data-${n}.json`);
+    writeFileSync(configFile, JSON.stringify(config));
+    writeFileSync(dataFile, JSON.stringify({ metrics: [{ name: 'm', baseline, canary }] }));
+    return runJudge(configFile, dataFile);
+  };
+  const metric = (over: Record<string, unknown> = {}) => ({ name: 'm', groups: ['g'], ...over });
+  const configOf = (v: any): { judge: Record<string, number>; metrics: Record<string, unknown>[]; groupWeights?: Record<string, number> } => {
+    const p = v.params;
+    switch (v.kind) {
+      case 'mannWhitneyClassifier':
+        return {
+          judge: { confidenceLevel: p.confLevel, tolerance: p.tolerance },
+          metrics: [
+            metric({
+              direction: p.direction,
+              critical: p.isCriticalMetric,
+              mustHaveData: p.isDataRequired,
+              nanStrategy: p.nanStrategy,
+              effectSize: { measure: p.effectSizeMeasure, allowedDecrease: p.effectSizeThresholds[0], allowedIncrease: p.effectSizeThresholds[1], criticalDecrease: p.criticalThresholds[0], criticalIncrease: p.criticalThresholds[1] },
+            }),
+          ],
+        };
+      case 'mannWhitneyUTest':
+        return { judge: { confidenceLevel: p.confidenceLevel, tolerance: 0 }, metrics: [metric()] };
+      case 'effectSize':
+        return { judge: {}, metrics: [metric({ effectSize: { measure: p.measure } })] };
+      case 'iqrDetector':
+        return { judge: {}, metrics: [metric({ outliers: { strategy: 'remove', factor: p.factor } })] };
+      case 'meanInequalityClassifier':
+        return { judge: {}, metrics: [metric({ direction: p.direction })] };
+      case 'weightedSumScorer': {
+        const groups = [...new Set<string>(p.results.flatMap((r: any) => r.groups))];
+        return { judge: {}, groupWeights: p.groupWeights, metrics: [metric({ groups }), ...p.results.map((r: any) => ({ name: r.name, groups: r.groups, critical: r.critical }))] };
+      }
+      default:
+        return { judge: {}, metrics: [metric()] };
+    }
+  };
+
+  test.each(vectors.map((v) => [v.name, v] as const))('%s', (_n, v) => {
+    const config = configOf(v);
+    const parsed = judgeConfigSchema.safeParse(config);
+    expect(parsed.error?.issues ?? []).toEqual([]);
+    const r = judgeFiles(config, v.control, v.experiment);
+    const m = r.metrics.find((x) => x.name === 'm')!;
+    expect(m.classification).not.toBe('Error');
+    expect(() => judgeJson(r)).not.toThrow();
+    if (v.kind === 'mannWhitneyClassifier') {
+      if (v.expected.classification) expect(m.classification).toBe(v.expected.classification);
+      if (v.expected.critical !== undefined) expect(m.critical).toBe(v.expected.critical);
+      if (v.expected.reasonNonEmpty) expect(m.reason).toBeTruthy();
+    }
+    if (v.kind === 'mannWhitneyUTest') {
+      close(m.confidenceInterval![0], v.expected.confidenceInterval[0], v.expected.ciTolerance);
+      close(m.confidenceInterval![1], v.expected.confidenceInterval[1], v.expected.ciTolerance);
+    }
+    // Two constant series are jittered first (relative 1e-5, as Kayenta does), so the ratio moves by about that much.
+    if (v.kind === 'effectSize' && m.effectSize !== undefined) close(m.effectSize, v.expected.value, Math.max(v.expected.tolerance, 1e-4 * Math.abs(Number(v.expected.value))));
+  });
+
+  test('Kayenta semantics for the thresholds its tests use: a mean-ratio criticalDecrease of 1.2 makes any Low critical', () => {
+    const g = seededGaussian(11);
+    const base = Array.from({ length: 40 }, () => 100 + g());
+    const lower = Array.from({ length: 40 }, () => 90 + g());
+    const es = (criticalDecrease: number) => ({ judge: { confidenceLevel: 0.95, tolerance: 0.1 }, metrics: [metric({ critical: true, effectSize: { criticalDecrease } })] });
+    expect(judgeFiles(es(1.2), base, lower).metrics[0]).toMatchObject({ classification: 'Low', critical: true });
+    // 0.8: the canary is only 10 % lower, so the Low is not critical.
+    expect(judgeFiles(es(0.8), base, lower).metrics[0]).toMatchObject({ classification: 'Low', critical: false });
+  });
+
+  test.each([
+    ['a negative mean-ratio bound', { allowedIncrease: -1 }, /metrics\.0\.effectSize\.allowedIncrease: must not be negative/],
+    ['a NaN bound', { criticalIncrease: NaN }, /metrics\.0\.effectSize\.criticalIncrease: /],
+    ['an infinite bound', { criticalDecrease: Infinity }, /metrics\.0\.effectSize\.criticalDecrease: /],
+    ['a CLES bound above 1', { measure: 'cles', allowedIncrease: 1.2 }, /metrics\.0\.effectSize\.allowedIncrease: must be between 0 and 1 for cles/],
+    ['a negative CLES bound', { measure: 'cles', criticalDecrease: -0.1 }, /metrics\.0\.effectSize\.criticalDecrease: must not be negative/],
+    ['a string', { allowedDecrease: 'low' }, /metrics\.0\.effectSize\.allowedDecrease: must be a number/],
+  ])('refuses only what has no meaning: %s', (_n, effectSize, message) => {
+    const { formatIssues } = require('../../workflows/config') as typeof import('../../workflows/config');
+    const r = judgeConfigSchema.safeParse({ metrics: [metric({ effectSize })] });
+    expect(r.success).toBe(false);
+    expect(formatIssues(r.error!)).toMatch(message);
+  });
+
+  test.each([
+    ['CLES critical bounds of 1.0', { measure: 'cles', criticalIncrease: 1, criticalDecrease: 1 }],
+    ['CLES bounds at 0 and 1', { measure: 'cles', allowedIncrease: 1, allowedDecrease: 0 }],
+    ['a mean-ratio criticalDecrease of 1.2', { criticalDecrease: 1.2 }],
+    ['a mean-ratio allowedIncrease below 1', { allowedIncrease: 0.8 }],
+    ['a mean-ratio criticalIncrease of 13', { criticalIncrease: 13 }],
+  ])('accepts %s (Kayenta does, and its tests use them)', (_n, effectSize) => {
+    const r = judgeConfigSchema.safeParse({ metrics: [metric({ effectSize })] });
+    expect(r.error?.issues ?? []).toEqual([]);
+    expect(r.data!.metrics[0].effectSize).toMatchObject(effectSize);
+  });
+});

@@ -21,13 +21,21 @@ const badRequests: [string, Record<string, unknown>, RegExp][] = [
   ['bad semver', { version: '1.0' }, /^version: must be a semantic version/m],
   ['semver with build metadata', { version: 'v1.0.0+build.1' }, /^version: must be a semantic version/m],
   ['leading zero', { version: 'v01.0.0' }, /^version: must be a semantic version/m],
-  ['oversized version', { version: `v1.0.0-${'a'.repeat(200)}` }, /^version: must be at most 128 characters/m],
+  ['oversized version', { version: `v1.0.0-${'a'.repeat(200)}` }, /^version: must be at most 63 characters/m],
+  // Item 11: these were accepted and failed after the push (Helm, the app.kubernetes.io/version label).
+  ['version longer than a label value (63)', { version: `v1.0.0-${'a'.repeat(57)}` }, /^version: must be at most 63 characters \(it becomes the app\.kubernetes\.io\/version label/m],
+  ['version ending in "-" (not a label value)', { version: 'v1.0.0-rc-' }, /^version: must end in a letter or digit/m],
+  ['service name longer than a Helm release name (53)', { service: 'a'.repeat(54) }, /^service: must be at most 53 characters \(it is the Helm release name/m],
+  ['service name ending in "-"', { service: 'delivery-' }, /^service: .*not end in "-"/m],
+  ['image whose first component is no registry host', { image: 'library/nginx:1.0' }, /^image: "library" is not a registry host .*a fully qualified reference is needed, e\.g\. docker\.io\/library\/nginx:1\.0/m],
+  ['image under a bare host name', { image: 'registry/delivery@sha256:' + 'a'.repeat(64) }, /^image: "registry" is not a registry host/m],
   ['shell metacharacters in version', { version: 'v1.0.0;rm -rf /' }, /^version: /m],
   ['unknown service', { service: 'payments' }, /^service: unknown service "payments"/m],
   ['upper-case service', { service: 'Delivery' }, /^service: must start with a lower-case letter/m],
   ['service with path traversal', { service: '../etc' }, /^service: must start with a lower-case letter/m],
   ['service with shell metacharacters', { service: 'delivery$(id)' }, /^service: /m],
   ['oversized service name', { service: `a${'b'.repeat(80)}` }, /^service: must be at most 63 characters/m],
+  ['service name of 54 characters', { service: `a${'b'.repeat(53)}` }, /^service: must be at most 53 characters/m],
   ['git sha not hex', { gitSha: 'xyz123456' }, /^gitSha: must be 7 to 40 lower-case hex digits/m],
   ['git sha too long', { gitSha: 'a'.repeat(41) }, /^gitSha: must be 7 to 40/m],
   ['requester with spaces', { requester: 'alice smith' }, /^requester: must be a user name/m],
@@ -41,6 +49,16 @@ const badRequests: [string, Record<string, unknown>, RegExp][] = [
 
 describe('start requests', () => {
   const cfg = parseConfig(good);
+  test.each(['localhost:5000/x/y:1', 'registry:5000/delivery:v1', 'docker.io/library/nginx:1.0', 'myrepo.azurecr.io/prod/delivery@sha256:' + 'a'.repeat(64)])('accepts the fully qualified image %s', (image) => {
+    expect(planRelease(cfg, { service: 'delivery', version: 'v1.0.2', requester: 'ci', image }).image).toBe(image);
+  });
+  test('accepts the longest version and service name the rules allow', () => {
+    const version = `v1.0.0-${'a'.repeat(56)}`;
+    expect(version).toHaveLength(63);
+    expect(planRelease(cfg, { service: 'delivery', version, requester: 'ci' }).version).toBe(version);
+    const long = 'd'.repeat(53);
+    expect(planRelease(parseConfig(good.replace('  delivery:\n', `  ${long}:\n`)), { service: long, version: 'v1.0.0', requester: 'ci' }).service).toBe(long);
+  });
   test.each(badRequests)('refuses %s', (_name, overrides, message) => {
     const req = { service: 'delivery', version: 'v1.0.2', requester: 'ci', ...overrides };
     let error: unknown;
@@ -66,6 +84,8 @@ const badConfigs: [string, () => string, RegExp][] = [
   ['unknown top-level key', () => `${good}\nextra: 1\n`, /\(root\): .*extra/i],
   ['unknown registry type', () => mutate('type: oci, url: "127.0.0.1:5000"', 'type: ecr, url: "127.0.0.1:5000"'), /^registries\.dev\.type: /m],
   ['registry url with a scheme', () => mutate('url: "127.0.0.1:5000"', 'url: "http://127.0.0.1:5000"'), /^registries\.dev\.url: must be a host name/m],
+  ['registry host Docker would read as a path', () => mutate('url: "127.0.0.1:5000"', 'url: "registry"'), /^registries\.dev\.url: must contain a "\." or a port, or be localhost/m],
+  ['service name longer than a Helm release name', () => mutate('  delivery:\n', `  ${'d'.repeat(54)}:\n`), new RegExp(`^services\\.${'d'.repeat(54)}: must be at most 53 characters`, 'm')],
   ['environment naming an unknown registry', () => mutate('qa: { registry: dev }', 'qa: { registry: nope }'), /^environments\.qa\.registry: names unknown registry "nope"/m],
   ['approver group that does not exist', () => mutate('group:release-managers, dave', 'group:admins, dave'), /^environments\.prod\.approval\.approvers\.0: names unknown group "admins"/m],
   ['zero approvals', () => mutate('minApprovals: 1', 'minApprovals: 0'), /^environments\.prod\.approval\.minApprovals: must be at least 1/m],
@@ -124,7 +144,7 @@ describe('schema properties', () => {
   test('semantic versions are accepted and their tags stay valid OCI tags', () => {
     const n = fc.nat({ max: 10_000 }).map(String);
     fc.assert(
-      fc.property(n, n, n, fc.option(fc.stringMatching(/^[0-9A-Za-z-]{1,10}$/), { nil: undefined }), fc.boolean(), (a, b, c, pre, v) => {
+      fc.property(n, n, n, fc.option(fc.stringMatching(/^[0-9A-Za-z-]{0,9}[0-9A-Za-z]$/), { nil: undefined }), fc.boolean(), (a, b, c, pre, v) => {
         const version = `${v ? 'v' : ''}${a}.${b}.${c}${pre ? `-${pre}` : ''}`;
         expect(versionSchema.safeParse(version).success).toBe(true);
         expect(imageRefSchema.safeParse(`127.0.0.1:5000/delivery:${version}`).success).toBe(true);
@@ -152,7 +172,9 @@ describe('the workflow-side input rules (no zod) agree with the schemas', () => 
   test('a planned release has no problems; each broken field is named', () => {
     const good = plan({ version: 'v1.2.3' });
     expect(releaseInputProblems(good)).toEqual([]);
-    expect(releaseInputProblems({ ...good, version: '1.2' })).toEqual(['input.version: must be a semantic version such as v1.0.2']);
+    expect(releaseInputProblems({ ...good, version: '1.2' })).toEqual(['input.version: must be a semantic version such as v1.0.2 or 1.4.0-rc.1 (no build metadata)']);
+    expect(releaseInputProblems({ ...good, version: `v1.0.0-${'a'.repeat(57)}` })).toEqual([expect.stringMatching(/^input\.version: must be at most 63 characters/)]);
+    expect(releaseInputProblems({ ...good, service: 'a'.repeat(54) })).toEqual(['input.service: must be a service name of at most 53 characters']);
     expect(releaseInputProblems({ ...good, image: '127.0.0.1:5000/x:1' })).toEqual(['input.image: exactly one of build or image must be given']);
     expect(releaseInputProblems({ ...good, build: { context: '../etc', dockerfile: 'Dockerfile' } })).toEqual(['input.build: context and dockerfile must be paths inside the repository']);
     expect(releaseInputProblems({ ...good, environments: good.environments.slice(0, 1) })).toEqual(['input.environments: must list at least two environments']);
@@ -193,7 +215,22 @@ describe('deploy and canary configuration', () => {
     ['more than 120 intervals', canary({ steps: '[ { analysis: { duration: 3h, interval: 1m } } ]' }), /canary\.steps: add up to 180 analysis intervals; at most 120/],
     ['no analysis step', canary({ steps: '[ { setWeight: 50 }, { pause: {} } ]' }), /canary\.steps: must include at least one analysis step/],
     ['a weight of 100', canary({ steps: '[ { setWeight: 100 }, { analysis: { duration: 1m, interval: 1m } } ]' }), /canary\.steps\.0/],
+    // Item 11: replicaCount 2 (the chart values) cannot carry 99 %: that took 198 canary pods, patched mid-canary.
+    [
+      'a weight the replica ratio cannot express',
+      canary({ steps: '[ { setWeight: 25 }, { analysis: { duration: 1m, interval: 1m } }, { setWeight: 99 } ]' }),
+      /^environments\.prod\.canary\.steps\.2\.setWeight: 99 % cannot be expressed by replica ratio with 2 stable replicas: it needs 198 canary pods.*33 %, 50 % .*replicaCount: 2/m,
+    ],
   ])('refuses %s', (_name, text, message) => {
     expect(() => parseConfig(withCanary(text))).toThrow(message);
+  });
+
+  test('weights are checked against the environment\'s own replicaCount, and not at all for route-weighted traffic', () => {
+    const steps = '[ { setWeight: 75 }, { analysis: { duration: 1m, interval: 1m } } ]';
+    // 75 % needs 6 canary pods beside 2 stable ones, 12 beside 4: more than the stable Deployment either way.
+    expect(() => parseConfig(withCanary(canary({ steps })))).toThrow(/steps\.0\.setWeight: 75 % .* 2 stable replicas/);
+    expect(() => parseConfig(deployConfigText({ ns: 'u', prodCanary: canary({ steps }), prodValues: '{ replicaCount: 4 }' }))).toThrow(/75 % cannot be expressed by replica ratio with 4 stable replicas: it needs 12 canary pods.*20 %, 33 %, 43 %, 50 %/);
+    expect(() => parseConfig(withCanary(canary({ steps, traffic: '{ type: gateway-api, route: delivery }' })))).not.toThrow();
+    expect(() => parseConfig(withCanary(canary({ steps: '[ { setWeight: 50 }, { analysis: { duration: 1m, interval: 1m } } ]' })))).not.toThrow();
   });
 });

@@ -4,16 +4,29 @@
  */
 import { z } from 'zod';
 
+// Kayenta validates none of these numbers and neither bound is required to sit on either side of "no effect": a
+// mean-ratio criticalDecrease of 1.2 makes every Low critical, a CLES critical bound of 1.0 is Kayenta's default.
+// Refused is only what has no meaning: a negative or non-finite ratio, a CLES (a probability) outside [0, 1].
+const threshold = z.number('must be a number').min(0, 'must not be negative (an effect size is a ratio or a probability)').optional();
+
 const effectSizeSchema = z
   .strictObject({
     measure: z.enum(['meanRatio', 'cles']).default('meanRatio'),
-    allowedIncrease: z.number().optional(),
-    allowedDecrease: z.number().optional(),
-    criticalIncrease: z.number().optional(),
-    criticalDecrease: z.number().optional(),
+    allowedIncrease: threshold,
+    allowedDecrease: threshold,
+    criticalIncrease: threshold,
+    criticalDecrease: threshold,
+  })
+  .superRefine((e, ctx) => {
+    if (e.measure !== 'cles') return;
+    for (const key of ['allowedIncrease', 'allowedDecrease', 'criticalIncrease', 'criticalDecrease'] as const) {
+      const v = e[key];
+      if (v !== undefined && v > 1) ctx.addIssue({ code: 'custom', path: [key], message: 'must be between 0 and 1 for cles (a probability)' });
+    }
   })
   .transform((e) => {
-    // Kayenta's defaults: no effect-size requirement (1 for the mean ratio, 0.5 for CLES).
+    // Unset bounds sit at "no effect" (1 for the mean ratio, 0.5 for CLES), as the judge's defaults: no effect-size
+    // requirement, and every High or Low of a critical metric is critical.
     const neutral = e.measure === 'cles' ? 0.5 : 1;
     return {
       measure: e.measure,
@@ -22,18 +35,6 @@ const effectSizeSchema = z
       criticalIncrease: e.criticalIncrease ?? neutral,
       criticalDecrease: e.criticalDecrease ?? neutral,
     };
-  })
-  .superRefine((e, ctx) => {
-    const neutral = e.measure === 'cles' ? 0.5 : 1;
-    const check = (key: keyof typeof e, ok: boolean, rule: string) => ok || ctx.addIssue({ code: 'custom', path: [key], message: rule });
-    check('allowedIncrease', e.allowedIncrease >= neutral, `must be at least ${neutral} for ${e.measure}`);
-    check('allowedDecrease', e.allowedDecrease <= neutral && e.allowedDecrease >= 0, `must be between 0 and ${neutral} for ${e.measure}`);
-    check('criticalIncrease', e.criticalIncrease >= neutral, `must be at least ${neutral} for ${e.measure}`);
-    check('criticalDecrease', e.criticalDecrease <= neutral && e.criticalDecrease >= 0, `must be between 0 and ${neutral} for ${e.measure}`);
-    if (e.measure === 'cles') {
-      check('allowedIncrease', e.allowedIncrease <= 1, 'must be at most 1 for cles (a probability)');
-      check('criticalIncrease', e.criticalIncrease <= 1, 'must be at most 1 for cles (a probability)');
-    }
   });
 
 const metricSchema = z.strictObject({
