@@ -3,13 +3,13 @@
  * Prometheus, remove the canary. Judging is the workflow's (workflows/canary/judge.ts, pure), so every score and
  * decision is recorded in the history next to the measurements it was made from.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes } from '../workflows/errors';
 import type { CanaryMeasurement, MeasureCanaryInput, RemoveCanaryInput, SetCanaryWeightInput, StartCanaryInput, StartCanaryResult } from '../workflows/types';
 import type { SlipwayActivities } from './contract';
 import { heartbeat } from './common';
 import { guarded } from './deploy';
-import type { KubeCanary } from './kubernetes/canary';
+import { portError } from './errors';
+import { CanaryPlanError, type KubeCanary } from './kubernetes/canary';
 import { MetricQueryError, trackQuery } from './metrics/prometheus';
 import type { MetricProvider } from './ports';
 
@@ -19,20 +19,30 @@ export interface CanaryDeps {
   metrics: (url: string) => MetricProvider;
 }
 
+/** As `guarded`, and a plan the Deployment cannot carry out is invalid input: no retry changes its replica count. */
+async function planned<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await guarded(fn);
+  } catch (err) {
+    if (err instanceof CanaryPlanError) throw portError(ErrorTypes.InvalidInput, err.message);
+    throw err;
+  }
+}
+
 export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities, 'startCanary' | 'setCanaryWeight' | 'measureCanary' | 'removeCanary'> {
   return {
     async startCanary(input: StartCanaryInput): Promise<StartCanaryResult> {
-      return guarded(() =>
-        deps.canaries.start(input.target, input.service, input.image, {
-          'slipway.dev/release': input.releaseId,
-          'slipway.dev/environment': input.environment,
-          'slipway.dev/digest': input.image.slice(input.image.indexOf('@') + 1),
-        }),
-      );
+      const marks = {
+        'slipway.dev/release': input.releaseId,
+        'slipway.dev/environment': input.environment,
+        'slipway.dev/digest': input.image.slice(input.image.indexOf('@') + 1),
+      };
+      const plan = input.traffic ? { traffic: input.traffic, weights: input.weights ?? [] } : undefined;
+      return planned(() => deps.canaries.start(input.target, input.service, input.image, marks, plan));
     },
 
     async setCanaryWeight(input: SetCanaryWeightInput) {
-      return guarded(() => deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas));
+      return planned(() => deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas));
     },
 
     async measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement> {
@@ -48,8 +58,8 @@ export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities
           ]);
           metrics.push({ name: q.name, baseline, canary });
         } catch (err) {
-          // A query Prometheus rejects will not improve on retry; an unreachable Prometheus may.
-          if (err instanceof MetricQueryError && !/unreachable/.test(err.message)) throw ApplicationFailure.nonRetryable(`${q.name}: ${err.message}`, ErrorTypes.MetricQuery);
+          // A query Prometheus rejects will not improve on retry (MetricQuery); an unreachable or 5xx one may.
+          if (err instanceof MetricQueryError) throw portError(err.type, `${q.name}: ${err.message}`);
           throw err;
         }
       }

@@ -491,7 +491,8 @@ class Deploys {
       previousRevision = before.revision;
       status.deployments = { ...(status.deployments ?? {}), [env.name]: { ...plan.target, release: this.input.service, previousRevision, image, state: 'deploying' } };
       if (env.canary && before.revision > 0) {
-        canary = await kubeActs.startCanary({ releaseId: this.releaseId, service: this.input.service, environment: env.name, target: plan.target, image });
+        const weights = env.canary.steps.flatMap((s, step) => ('setWeight' in s ? [{ step, weight: s.setWeight }] : []));
+        canary = await kubeActs.startCanary({ releaseId: this.releaseId, service: this.input.service, environment: env.name, target: plan.target, image, traffic: env.canary.traffic, weights });
         this.canaries.set(env.name, env);
         status.deployments[env.name].state = 'canary';
         return { canary: canary.canary, stableImage: canary.stableImage, stableReplicas: canary.stableReplicas, previousRevision, lock };

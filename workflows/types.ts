@@ -429,6 +429,9 @@ export interface StartCanaryInput {
   environment: string;
   target: KubeTargetPlan;
   image: string;
+  /** The traffic router and the steps' weights, checked against the stable Deployment before the canary is created. */
+  traffic?: CanaryPlan['traffic'];
+  weights?: { step: number; weight: number }[];
 }
 export interface StartCanaryResult {
   canary: string;
