@@ -3,7 +3,7 @@
  * Every way it can go wrong is a named, non-retryable failure: a broken scanner never counts as a clean scan.
  */
 import { existsSync } from 'node:fs';
-import { runTool, tail, toolBinary } from '../exec';
+import { cancellation, runTool, tail, toolBinary } from '../exec';
 import { parseDuration } from '../../workflows/config';
 import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../workflows/scan-policy';
 import type { RegistryRef } from '../../workflows/types';
@@ -89,10 +89,13 @@ export class TrivyScanner implements Scanner {
     }
     progress({ scanning: req.image, source: req.source });
     const scannedAt = new Date().toISOString();
-    const { stdout, stderr, code, timedOut } = await runTool(this.opts.binary, args, {
+    // runTool heartbeats on a timer and ends trivy's whole process group on cancellation or timeout.
+    const { stdout, stderr, code, signal, timedOut, cancelled } = await runTool(this.opts.binary, args, {
       env,
       timeoutMs: this.opts.timeoutMs + Math.min(30_000, Math.max(2_000, this.opts.timeoutMs / 2)),
+      onTick: (p) => progress({ scanning: req.image, source: req.source, ...p }),
     });
+    if (cancelled) throw cancellation(`trivy scan of ${req.image}`);
     const last = tail(stderr);
     if (timedOut || /context deadline exceeded|timeout/i.test(last)) {
       throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${last}`, 'ScannerTimeoutError');
@@ -101,7 +104,7 @@ export class TrivyScanner implements Scanner {
       if (/skip-db-update|DB|database|db\.Init|metadata/i.test(last)) {
         throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${last}`, 'ScannerDatabaseError');
       }
-      throw new ScannerError(`trivy failed (exit ${code}) scanning ${req.image}: ${last}`, 'ScannerFailedError');
+      throw new ScannerError(`trivy failed (${signal ? `killed by ${signal}` : `exit ${code}`}) scanning ${req.image}: ${last}`, 'ScannerFailedError');
     }
     return parseTrivyReport(stdout, req.image, scannedAt);
   }
