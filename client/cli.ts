@@ -231,11 +231,20 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     .option('--host <address>', 'listen address', '127.0.0.1')
     .option('--port <port>', 'listen port', '8088')
     .option('--temporal-web <url>', 'Temporal Web base URL for links', process.env.TEMPORAL_WEB_URL ?? 'http://127.0.0.1:8233')
+    .option('--rotate-session-secret', 'sign new sessions with a fresh secret; the old one verifies existing sessions for one ui.session.maxAge')
     .action(async (o) => {
-      const { buildUiServer } = await import('./ui/server');
+      const { assertListenAllowed, buildUiServer } = await import('./ui/server');
+      const config = loadConfig(globals().config);
+      // Refused before connecting to anything: local sign-in mode on a reachable address lets anyone approve.
+      assertListenAllowed(config, o.host);
+      if (o.rotateSessionSecret) {
+        const { defaultSecretFile, rotateSessionSecret } = await import('./ui/session-secret');
+        rotateSessionSecret(config.ui?.session.secretFile ?? defaultSecretFile());
+        log('session secret rotated: new sign-ins use the new secret; sessions signed with the old one last until they expire');
+      }
       const s = temporalSettings();
       const namespace = globals().namespace ?? s.namespace;
-      const app = await buildUiServer({ slipway: await connect(), config: loadConfig(globals().config), namespace, temporalWebUrl: o.temporalWeb });
+      const app = await buildUiServer({ slipway: await connect(), config, namespace, temporalWebUrl: o.temporalWeb, host: o.host });
       const url = await app.listen({ host: o.host, port: Number(o.port) });
       log(`approvals UI on ${url}`);
       await new Promise<void>((resolve) => process.once('SIGTERM', () => void app.close().then(() => resolve())));

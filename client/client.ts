@@ -11,6 +11,7 @@ import { ErrorTypes } from '../workflows/errors';
 import { abortSignal, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
+import { parseInboxEntry } from '../workflows/inbox';
 import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
 import type { releaseWorkflow } from '../workflows/release';
 import { UsageError } from './config';
@@ -176,7 +177,8 @@ export class SlipwayClient {
   }
 
   async list(filter: { awaitingApproval?: boolean; service?: string; environment?: string; limit?: number } = {}): Promise<ReleaseSummary[]> {
-    const clauses = ["WorkflowType = 'releaseWorkflow'"];
+    // Only releases on the trusted orchestrator queue: anyone may start a look-alike on a queue no trusted worker polls.
+    const clauses = ["WorkflowType = 'releaseWorkflow'", `TaskQueue = '${this.taskQueue.replace(/'/g, '')}'`];
     if (filter.service) clauses.push(`SlipwayService = '${filter.service.replace(/'/g, '')}'`);
     if (filter.environment) clauses.push(`SlipwayAwaitingApproval = '${filter.environment.replace(/'/g, '')}' AND ExecutionStatus = 'Running'`);
     else if (filter.awaitingApproval) clauses.push(`SlipwayAwaitingApproval != '' AND ExecutionStatus = 'Running'`);
@@ -194,7 +196,8 @@ export class SlipwayClient {
         requester: sa.get(SA.requester),
         digest: sa.get(SA.digest),
         startTime: wf.startTime.toISOString(),
-        inbox: (wf.memo?.inbox as InboxEntry | null) ?? undefined,
+        // Memos are whatever the workflow's starter wrote: only a well-formed entry is shown.
+        inbox: parseInboxEntry(wf.memo?.inbox),
       });
       if (out.length >= (filter.limit ?? 100)) break;
     }

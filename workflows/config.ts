@@ -319,6 +319,16 @@ export const uiConfigSchema = z.strictObject({
     })
     .default({ mode: 'local', userHeader: 'X-Forwarded-User', groupsHeader: 'X-Forwarded-Groups', trustedProxies: [] }),
   temporalWebUrl: z.string().url('must be a URL').optional(),
+  session: z
+    .strictObject({
+      // Local-mode sign-ins end after this long; the expiry is inside the signed cookie, checked by the server.
+      maxAge: durationSchema.default('8h'),
+      // Signs sessions and CSRF tokens; created 0600 on first start. Default: $SLIPWAY_HOME/ui/session-secret.
+      secretFile: z.string().min(1).max(1024).optional(),
+    })
+    .default({ maxAge: '8h' }),
+  // Origins (scheme://host[:port]) besides the request's own Host that may POST, e.g. the proxy's public URL.
+  allowedOrigins: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be an origin such as https://slipway.example.com')).default([]),
 });
 export type UiConfig = z.infer<typeof uiConfigSchema>;
 

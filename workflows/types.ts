@@ -192,17 +192,8 @@ export interface DeploymentRecord {
 export type ReleaseResult = ReleaseStatus;
 
 /** What the approvals inbox shows of a release waiting at a gate; kept in the workflow's memo under `inbox`. */
-export interface InboxEntry {
-  environment: string;
-  digest?: string;
-  requester: string;
-  deadline: string;
-  received: number;
-  required: number;
-  approvers: string[];
-  references: Record<string, string>;
-  stages: { id: string; endedAt?: string }[];
-}
+// Type-only: the schema lives in inbox.ts and is applied by readers of the memo, not by the workflow.
+export type { InboxEntry } from './inbox';
 
 // ---- message payloads ----
 

@@ -1,34 +1,28 @@
-/** Server-rendered pages: plain HTML, escaped everywhere, usable without JavaScript (JS only adds live updates). */
+/**
+ * Server-rendered pages: plain HTML, usable without JavaScript (JS only adds live updates). Memos, search
+ * attributes and status come from whoever started or runs a workflow: EVERY interpolated value — numbers included,
+ * since a forged memo or status can put a string where a number belongs — goes through `esc`.
+ */
 import type { ReleaseSummary } from '../client';
 import type { ReleaseStatus } from '../../workflows/types';
+import { ASSETS } from './assets';
 
 export const esc = (v: unknown): string =>
   String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
-const shortDigest = (d?: string) => (d ? `${d.slice(0, 19)}…` : '—');
-const when = (iso?: string) => (iso ? `<time datetime="${esc(iso)}">${esc(iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</time>` : '—');
+/** A number with `digits` decimals, or a dash for anything that is not a finite number. */
+const fixed = (v: unknown, digits: number): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—');
+const list = <T>(v: T[] | undefined | null): T[] => (Array.isArray(v) ? v : []);
 
-const STYLE = `
-body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1b1f24;background:#fafafa}
-header{background:#123;color:#fff;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
-header a{color:#fff}header .who{margin-left:auto}
-main{padding:1rem;max-width:72rem;margin:auto}
-table{border-collapse:collapse;width:100%;background:#fff}th,td{text-align:left;padding:.4rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}
-code{font-size:.85em;word-break:break-all}
-.state-succeeded{color:#1a7f37}.state-failed,.state-cancelled{color:#cf222e}.state-waiting,.state-running{color:#9a6700}
-.notice{padding:.6rem .8rem;border-radius:4px;margin:.8rem 0}.ok{background:#dafbe1}.err{background:#ffebe9}
-form.decide{display:flex;flex-wrap:wrap;gap:.5rem;align-items:flex-end;background:#fff;padding:.8rem;border:1px solid #ddd}
-textarea{min-width:18rem;min-height:3rem}button{padding:.4rem .9rem;font-size:1rem}
-.filters{display:flex;gap:.8rem;align-items:flex-end;margin-bottom:1rem;flex-wrap:wrap}
-@media (max-width:40rem){table,thead,tbody,tr,th,td{display:block}thead{display:none}td{border:0;padding:.1rem .5rem}tr{border-bottom:1px solid #ccc;padding:.4rem 0}}
-`;
+const shortDigest = (d?: unknown) => (typeof d === 'string' && d ? `${d.slice(0, 19)}…` : '—');
+const when = (iso?: unknown) => (typeof iso === 'string' && iso ? `<time datetime="${esc(iso)}">${esc(iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))}</time>` : '—');
 
 export function layout(title: string, body: string, who?: { user: string; csrf: string; localMode: boolean }): string {
   const signOut = who?.localMode
-    ? `<form method="post" action="/logout" style="display:inline"><input type="hidden" name="_csrf" value="${esc(who.csrf)}"><button type="submit">Sign out</button></form>`
+    ? `<form method="post" action="/logout"><input type="hidden" name="_csrf" value="${esc(who.csrf)}"><button type="submit">Sign out</button></form>`
     : '';
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)} · Slipway</title><style>${STYLE}</style></head><body>
+<title>${esc(title)} · Slipway</title><link rel="stylesheet" href="${esc(ASSETS.css.url)}"></head><body>
 <header><strong><a href="/">Slipway approvals</a></strong><span class="who">${who ? `Signed in as <b data-testid="identity">${esc(who.user)}</b> ${signOut}` : ''}</span></header>
 <main>${body}</main></body></html>`;
 }
@@ -45,7 +39,7 @@ ${error ? `<p class="notice err" role="alert">${esc(error)}</p>` : ''}
 
 export function inboxPage(rows: ReleaseSummary[], filter: { service?: string; env?: string }, options: { services: string[]; envs: string[] }, who: Parameters<typeof layout>[2]): string {
   const select = (name: string, label: string, values: string[], current?: string) =>
-    `<label>${label}<br><select name="${name}"><option value="">all</option>${values.map((v) => `<option${v === current ? ' selected' : ''}>${esc(v)}</option>`).join('')}</select></label>`;
+    `<label>${esc(label)}<br><select name="${esc(name)}"><option value="">all</option>${values.map((v) => `<option${v === current ? ' selected' : ''}>${esc(v)}</option>`).join('')}</select></label>`;
   const body = rows.length
     ? `<table><thead><tr><th>Release</th><th>Environment</th><th>Digest</th><th>Requester</th><th>Deadline</th><th>Approvals</th><th>What QA showed</th></tr></thead><tbody>
 ${rows
@@ -55,15 +49,15 @@ ${rows
       .map(([env, ref]) => `${esc(env)}: <code>${esc(ref)}</code>`)
       .join('<br>');
     const passed = i.stages.map((s) => esc(s.id)).join(', ');
-    return `<tr data-release="${esc(r.workflowId)}"><td><a href="/releases/${encodeURIComponent(r.workflowId)}">${esc(r.service)} ${esc(r.version)}</a></td>
+    return `<tr data-release="${esc(r.workflowId)}"><td><a href="/releases/${esc(encodeURIComponent(r.workflowId))}">${esc(r.service)} ${esc(r.version)}</a></td>
 <td>${esc(i.environment)}</td><td><code title="${esc(i.digest)}">${esc(shortDigest(i.digest))}</code></td><td>${esc(i.requester)}</td><td>${when(i.deadline)}</td>
-<td>${i.received}/${i.required}</td><td>${qa || '—'}<br><small>passed: ${passed || '—'}</small></td></tr>`;
+<td>${esc(i.received)}/${esc(i.required)}</td><td>${qa || '—'}<br><small>passed: ${passed || '—'}</small></td></tr>`;
   })
   .join('\n')}</tbody></table>`
     : '<p>Nothing is waiting for approval.</p>';
   return layout(
     'Inbox',
-    `<h1>Waiting for approval <small>(${rows.length})</small></h1>
+    `<h1>Waiting for approval <small>(${esc(rows.length)})</small></h1>
 <form class="filters" method="get" action="/">${select('service', 'Service', options.services, filter.service)}${select('env', 'Environment', options.envs, filter.env)}<button type="submit">Filter</button></form>
 ${body}`,
     who,
@@ -72,24 +66,24 @@ ${body}`,
 
 /** The part of the release page that refreshes live. */
 export function statusFragment(s: ReleaseStatus): string {
-  const stages = s.stages
+  const stages = list(s.stages)
     .map((st) => {
-      const took = st.startedAt && st.endedAt ? `${((Date.parse(st.endedAt) - Date.parse(st.startedAt)) / 1000).toFixed(1)} s` : '';
+      const took = st.startedAt && st.endedAt ? `${fixed((Date.parse(st.endedAt) - Date.parse(st.startedAt)) / 1000, 1)} s` : '';
       const result = st.result ? Object.entries(st.result).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${esc(k)}: <code>${esc(v)}</code>`).join('<br>') : '';
-      return `<tr><td>${esc(st.id)}</td><td class="state-${esc(st.state)}" data-testid="stage-${esc(st.id)}">${esc(st.state)}</td><td>${when(st.startedAt)}</td><td>${took}</td><td>${result}${st.error ? `<br><span class="state-failed">${esc(st.error)}</span>` : ''}</td></tr>`;
+      return `<tr><td>${esc(st.id)}</td><td class="state-${esc(st.state)}" data-testid="stage-${esc(st.id)}">${esc(st.state)}</td><td>${when(st.startedAt)}</td><td>${esc(took)}</td><td>${result}${st.error ? `<br><span class="state-failed">${esc(st.error)}</span>` : ''}</td></tr>`;
     })
     .join('');
-  const approvals = s.approvals.length
-    ? `<ul>${s.approvals.map((a) => `<li data-testid="decision"><b>${esc(a.decision)}</b> for ${esc(a.environment)} by <b>${esc(a.approver)}</b> at ${when(a.at)}${a.comment ? `: “${esc(a.comment)}”` : ''}</li>`).join('')}</ul>`
+  const approvals = list(s.approvals).length
+    ? `<ul>${list(s.approvals).map((a) => `<li data-testid="decision"><b>${esc(a.decision)}</b> for ${esc(a.environment)} by <b>${esc(a.approver)}</b> at ${when(a.at)}${a.comment ? `: “${esc(a.comment)}”` : ''}</li>`).join('')}</ul>`
     : '<p>No decisions yet.</p>';
   const waiting = s.awaitingApproval
-    ? `<p class="notice" data-testid="awaiting">Awaiting approval for <b>${esc(s.awaitingApproval.environment)}</b>: ${s.awaitingApproval.received}/${s.awaitingApproval.required} from ${esc(s.awaitingApproval.approvers.join(', '))}, until ${when(s.awaitingApproval.deadline)}.</p>`
+    ? `<p class="notice" data-testid="awaiting">Awaiting approval for <b>${esc(s.awaitingApproval.environment)}</b>: ${esc(s.awaitingApproval.received)}/${esc(s.awaitingApproval.required)} from ${esc(list(s.awaitingApproval.approvers).join(', '))}, until ${when(s.awaitingApproval.deadline)}.</p>`
     : '';
   return `<p>Phase: <b data-testid="phase">${esc(s.phase)}</b> · digest <code>${esc(s.digest ?? '—')}</code> · requested by ${esc(s.requester)} at ${when(s.startedAt)}</p>
 ${waiting}${s.error ? `<p class="notice err">${esc(s.error)}</p>` : ''}
 <h2>Stages</h2><table><thead><tr><th>Stage</th><th>State</th><th>Started</th><th>Took</th><th>Result</th></tr></thead><tbody>${stages}</tbody></table>
 <h2>Decisions</h2>${approvals}
-<h2>Images</h2><ul>${Object.entries(s.references).map(([env, ref]) => `<li>${esc(env)}: <code>${esc(ref)}</code></li>`).join('') || '<li>—</li>'}</ul>
+<h2>Images</h2><ul>${Object.entries(s.references ?? {}).map(([env, ref]) => `<li>${esc(env)}: <code>${esc(ref)}</code></li>`).join('') || '<li>—</li>'}</ul>
 ${deploymentsFragment(s)}${canaryFragment(s)}`;
 }
 
@@ -105,53 +99,31 @@ function deploymentsFragment(s: ReleaseStatus): string {
 function canaryFragment(s: ReleaseStatus): string {
   const c = s.canary;
   if (!c) return '';
-  const rows = c.intervals
-    .map((i) => `<tr><td>${when(i.at)}</td><td>${i.weight} %</td><td>${i.score.toFixed(1)}</td><td class="state-${i.result === 'Pass' ? 'succeeded' : i.result === 'Fail' ? 'failed' : 'waiting'}">${esc(i.result)}</td><td>${i.metrics.map((m) => `${esc(m.name)}: ${esc(m.classification)}`).join(', ')}</td></tr>`)
+  const rows = list(c.intervals)
+    .map((i) => `<tr><td>${when(i.at)}</td><td>${esc(i.weight)} %</td><td>${esc(fixed(i.score, 1))}</td><td class="state-${i.result === 'Pass' ? 'succeeded' : i.result === 'Fail' ? 'failed' : 'waiting'}">${esc(i.result)}</td><td>${list(i.metrics).map((m) => `${esc(m.name)}: ${esc(m.classification)}`).join(', ')}</td></tr>`)
     .join('');
-  return `<h2>Canary in ${esc(c.environment)}</h2><p data-testid="canary-state">${esc(c.state)} · step ${c.step + 1} · weight ${c.weight} %${c.decision ? ` · ${esc(c.decision.action)} by ${esc(c.decision.by)}` : ''}</p>
+  return `<h2>Canary in ${esc(c.environment)}</h2><p data-testid="canary-state">${esc(c.state)} · step ${esc(Number(c.step) + 1)} · weight ${esc(c.weight)} %${c.decision ? ` · ${esc(c.decision.action)} by ${esc(c.decision.by)}` : ''}</p>
 <table><thead><tr><th>Judged</th><th>Weight</th><th>Score</th><th>Result</th><th>Metrics</th></tr></thead><tbody>${rows || '<tr><td colspan="5">no interval judged yet</td></tr>'}</tbody></table>`;
 }
 
 export function releasePage(id: string, s: ReleaseStatus, opts: { temporalWeb?: string; csrf: string; message?: { ok: boolean; text: string } }, who: Parameters<typeof layout>[2]): string {
   const decide = s.awaitingApproval
     ? `<section id="decide"><h2>Decide</h2>
-<form class="decide" method="post" action="/releases/${encodeURIComponent(id)}/decide" data-live>
-<input type="hidden" name="_csrf" value="${esc(opts.csrf)}"><input type="hidden" name="digest" value="${esc(s.digest)}">
+<form class="decide" method="post" action="/releases/${esc(encodeURIComponent(id))}/decide" data-live>
+<input type="hidden" name="_csrf" value="${esc(opts.csrf)}"><input type="hidden" name="digest" value="${esc(s.digest)}"><input type="hidden" name="environment" value="${esc(s.awaitingApproval.environment)}">
 <label>Comment<br><textarea name="comment" maxlength="2000"></textarea></label>
 <button type="submit" name="decision" value="approve">Approve</button><button type="submit" name="decision" value="reject">Reject</button>
 </form></section>`
     : '';
-  const message = `<div id="message" role="status" aria-live="polite">${opts.message ? `<p class="notice ${opts.message.ok ? 'ok' : 'err'}">${esc(opts.message.text)}</p>` : ''}</div>`;
+  const message = `<div id="message" role="status" aria-live="polite">${opts.message ? `<p class="notice ${opts.message.ok ? 'ok' : 'err'}" data-testid="message">${esc(opts.message.text)}</p>` : ''}</div>`;
   return layout(
     `${s.service} ${s.version}`,
     `<h1>${esc(s.service)} ${esc(s.version)}</h1>
-<p><a href="/">← Inbox</a>${opts.temporalWeb ? ` · <a href="${esc(opts.temporalWeb)}" data-testid="temporal-web">History in Temporal Web</a>` : ''}</p>
+<p><a href="/">← Inbox</a>${opts.temporalWeb && /^https?:\/\//.test(opts.temporalWeb) ? ` · <a href="${esc(opts.temporalWeb)}" data-testid="temporal-web">History in Temporal Web</a>` : ''}</p>
 ${message}
 <section id="status" aria-live="polite">${statusFragment(s)}</section>
 ${decide}
-<script>
-(function () {
-  var region = document.getElementById('status');
-  if (window.EventSource) {
-    var es = new EventSource(location.pathname + '/events');
-    es.addEventListener('status', function (e) { region.innerHTML = JSON.parse(e.data); });
-  }
-  var form = document.querySelector('form[data-live]');
-  if (!form) return;
-  form.addEventListener('submit', function (e) {
-    e.preventDefault();
-    var data = new URLSearchParams(new FormData(form));
-    if (e.submitter) data.set(e.submitter.name, e.submitter.value);
-    fetch(form.action, { method: 'POST', body: data, headers: { accept: 'application/json' }, credentials: 'same-origin' })
-      .then(function (r) { return r.json(); })
-      .then(function (j) {
-        document.getElementById('message').innerHTML = '<p class="notice ' + (j.ok ? 'ok' : 'err') + '"></p>';
-        document.querySelector('#message p').textContent = j.message;
-        if (j.ok) document.getElementById('decide').remove();
-      });
-  });
-})();
-</script>`,
+<script src="${esc(ASSETS.releaseJs.url)}" defer></script>`,
     who,
   );
 }

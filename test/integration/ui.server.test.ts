@@ -3,12 +3,12 @@
  * sign-in, CSRF, decisions through the Updates, and proxy identity believed only from the proxy's address.
  */
 import type { FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
 import { noopActivities } from '../../bench/noop-worker';
 import { parseConfig } from '../../client/config';
 import { buildUiServer } from '../../client/ui/server';
 import type { SlipwayClient } from '../../client/client';
 import { eventually, plan, sampleConfigText, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { Session } from './ui-session';
 
 const NS = 'slipway-ui';
 const DIGEST = `sha256:${'f'.repeat(64)}`;
@@ -33,41 +33,6 @@ async function awaiting(opts: { service?: string; requester?: string } = {}): Pr
   const { workflowId } = await slipway.start(plan({ ...opts, version: uniqueVersion(), config: sampleConfigText({ approval }) }));
   await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
   return workflowId;
-}
-
-/** A browser-like session over real HTTP: keeps cookies, reads CSRF tokens off pages. */
-class Session {
-  cookies: Record<string, string> = {};
-  constructor(
-    private readonly app: FastifyInstance,
-    private readonly headers: Record<string, string> = {},
-  ) {}
-
-  async request(method: 'GET' | 'POST', url: string, form?: Record<string, string>, accept = 'text/html') {
-    const { port } = this.app.server.address() as AddressInfo;
-    const res = await fetch(`http://127.0.0.1:${port}${url}`, {
-      method,
-      redirect: 'manual',
-      headers: { accept, ...this.headers, cookie: Object.entries(this.cookies).map(([k, v]) => `${k}=${v}`).join('; '), ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
-      body: form ? new URLSearchParams(form).toString() : undefined,
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const i = pair.indexOf('=');
-      this.cookies[pair.slice(0, i)] = pair.slice(i + 1);
-    }
-    return { statusCode: res.status, body: await res.text(), headers: Object.fromEntries(res.headers) };
-  }
-
-  csrfFrom(html: string): string {
-    return /name="_csrf" value="([^"]+)"/.exec(html)![1];
-  }
-
-  async signIn(user: string): Promise<void> {
-    const page = await this.request('GET', '/login');
-    const res = await this.request('POST', '/login', { _csrf: this.csrfFrom(page.body), user });
-    expect(res.statusCode).toBe(303);
-  }
 }
 
 const listen = async (app: FastifyInstance) => {
@@ -139,7 +104,7 @@ describe('local mode', () => {
     expect(page.body).toContain('Awaiting approval for <b>prod</b>');
     const noToken = await carol.request('POST', `${url}/decide`, { decision: 'approve' }, 'application/json');
     expect(noToken.statusCode).toBe(403);
-    const refused = await carol.request('POST', `${url}/decide`, { decision: 'approve', _csrf: carol.csrfFrom(page.body), approver: 'alice' }, 'application/json');
+    const refused = await carol.request('POST', `${url}/decide`, { decision: 'approve', environment: 'prod', _csrf: carol.csrfFrom(page.body), approver: 'alice' }, 'application/json');
     expect(refused.statusCode).toBe(409);
     expect(JSON.parse(refused.body).message).toMatch(/carol requested this release/);
 
@@ -147,10 +112,10 @@ describe('local mode', () => {
     const alice = new Session(app);
     await alice.signIn('alice');
     alice.cookies.slipway_csrf = carol.cookies.slipway_csrf;
-    expect((await alice.request('POST', `${url}/decide`, { decision: 'approve', _csrf: carol.csrfFrom(page.body) })).statusCode).toBe(403);
+    expect((await alice.request('POST', `${url}/decide`, { decision: 'approve', environment: 'prod', _csrf: carol.csrfFrom(page.body) })).statusCode).toBe(403);
 
     const alicePage = await alice.request('GET', url);
-    const ok = await alice.request('POST', `${url}/decide`, { decision: 'approve', comment: 'ship it', digest: DIGEST, _csrf: alice.csrfFrom(alicePage.body) });
+    const ok = await alice.request('POST', `${url}/decide`, { decision: 'approve', comment: 'ship it', digest: DIGEST, environment: 'prod', _csrf: alice.csrfFrom(alicePage.body) });
     expect(ok.statusCode).toBe(200);
     expect(ok.body).toContain('Approved for prod as alice');
     const result = await slipway.result(id);
@@ -173,7 +138,7 @@ describe('local mode', () => {
     const s = new Session(app);
     await s.signIn('alice');
     const page = await s.request('GET', `/releases/${encodeURIComponent(id)}`);
-    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', digest: `sha256:${'0'.repeat(64)}`, _csrf: s.csrfFrom(page.body) }, 'application/json');
+    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', digest: `sha256:${'0'.repeat(64)}`, environment: 'prod', _csrf: s.csrfFrom(page.body) }, 'application/json');
     expect(res.statusCode).toBe(409);
     expect(JSON.parse(res.body).message).toMatch(/digest mismatch/);
     await slipway.abort(id, 'cleanup', 'test');
@@ -200,14 +165,14 @@ describe('proxy mode', () => {
     const page = await s.request('GET', `/releases/${encodeURIComponent(id)}`);
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain('data-testid="identity">zoe<');
-    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', _csrf: s.csrfFrom(page.body) }, 'application/json');
+    const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', environment: 'prod', _csrf: s.csrfFrom(page.body) }, 'application/json');
     expect(res.statusCode).toBe(200);
     expect((await slipway.result(id)).approvals[0]).toMatchObject({ approver: 'zoe' });
 
     const noGroups = new Session(app, { 'x-auth-user': 'yann' });
     const id2 = await awaiting();
     const p2 = await noGroups.request('GET', `/releases/${encodeURIComponent(id2)}`);
-    const refused = await noGroups.request('POST', `/releases/${encodeURIComponent(id2)}/decide`, { decision: 'approve', _csrf: noGroups.csrfFrom(p2.body) }, 'application/json');
+    const refused = await noGroups.request('POST', `/releases/${encodeURIComponent(id2)}/decide`, { decision: 'approve', environment: 'prod', _csrf: noGroups.csrfFrom(p2.body) }, 'application/json');
     expect(refused.statusCode).toBe(409);
     expect(JSON.parse(refused.body).message).toMatch(/yann is not an approver/);
     await slipway.abort(id2, 'cleanup', 'test');
