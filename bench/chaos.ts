@@ -174,10 +174,13 @@ class WorkerProcess {
   /** kill -9 of the whole process group; returns what the worker started and is still alive afterwards. */
   async kill(point: string): Promise<Orphan[]> {
     const pgid = this.child.pid!;
-    try {
-      process.kill(-pgid, 'SIGKILL');
-    } catch {
-      /* already gone */
+    // Only while the leader lives: a dead group's id may belong to someone else's process group by now.
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
     await this.exited;
     // Give the kernel a moment to deliver the signal to every member of the group.

@@ -5,7 +5,7 @@
  * twice (Helm revisions, completed activities, a second digest under a tag) and no orphaned tool process.
  * SLIPWAY_CHAOS_SEED reproduces a run; the seed is printed.
  */
-import { chaosContext, chaosRelease, chaosSeed, pointName, samplePoints, seededRandom, summarize, type ChaosContext } from '../../bench/chaos';
+import { chaosContext, chaosRelease, chaosSeed, KILL_POINTS, matrixRounds, pointName, samplePoints, seededRandom, summarize, type ChaosContext } from '../../bench/chaos';
 import { testStack } from '../setup/stack-info';
 
 const seed = chaosSeed();
@@ -32,3 +32,17 @@ test(`kill -9 at ${POINTS} seeded points (seed ${seed}): the release ends cleanl
   expect(report.duplicates).toEqual([]);
   expect(report.orphans).toEqual([]);
 }, 420_000);
+
+test('a seed reproduces its kill points and delays; the matrix covers every point once', () => {
+  const draw = (s: number) => {
+    const r = seededRandom(s);
+    return [samplePoints(r, POINTS).map(pointName), r()];
+  };
+  expect(draw(seed)).toEqual(draw(seed));
+  expect(new Set(Array.from({ length: 20 }, (_, i) => JSON.stringify(draw(i)))).size).toBeGreaterThan(1);
+  const rounds = matrixRounds(4);
+  expect(rounds.flat().map(pointName).sort()).toEqual(KILL_POINTS.map(pointName).sort());
+  // Each release takes its points in pipeline order.
+  for (const r of rounds) expect(r.map((p) => KILL_POINTS.indexOf(p))).toEqual([...r.map((p) => KILL_POINTS.indexOf(p))].sort((a, b) => a - b));
+  expect(() => chaosSeed({ SLIPWAY_CHAOS_SEED: 'abc' })).toThrow(/SLIPWAY_CHAOS_SEED must be an integer/);
+});
