@@ -7,7 +7,7 @@
 import type { ContainerRegistryManagementClient, ImportImageParameters } from '@azure/arm-containerregistry';
 import { ErrorTypes } from '../../workflows/errors';
 import type { CopyImageInput, CopyImageResult } from '../../workflows/types';
-import { heartbeatWhileProgressing } from '../common';
+import { heartbeatWhileProgressing, signal } from '../common';
 import { classifyHttp, classifyNetwork, portError } from '../errors';
 import { tickInterval } from '../exec';
 import type { Progress, Registry } from '../ports';
@@ -62,7 +62,7 @@ export class AcrRegistry implements Registry {
     );
     try {
       try {
-        await this.arm.registries.beginImportImageAndWait(acr.resourceGroup, acr.registryName, params);
+        await this.arm.registries.beginImportImageAndWait(acr.resourceGroup, acr.registryName, params, { abortSignal: signal() });
       } catch (err) {
         if (!isTagConflict(err)) throw armFailure(err, `ARM importImage of ${sourceImage} into ${acr.registryName}`);
         // NoForce refused because the tag exists. A retried import whose first attempt landed finds its own digest there.

@@ -255,8 +255,10 @@ interface Ref {
 export async function copyManifest(
   src: Ref,
   dst: Ref,
-  opts: { expectDigest?: string; progress?: CopyProgress } = {},
+  opts: { expectDigest?: string; progress?: CopyProgress; signal?: AbortSignal } = {},
 ): Promise<{ manifest: Manifest; stats: CopyStats; pushedDigest: string }> {
+  // A cancelled or timed-out activity stops between requests and mid-stream, so a zombie attempt never tags.
+  const live = () => opts.signal?.throwIfAborted();
   const progress: CopyProgress = opts.progress ?? { phase: 'reading', blobsDone: 0, blobsTotal: 0, bytesCopied: 0, bytesTotal: 0 };
   const stats: CopyStats = { manifests: 0, blobsMounted: 0, blobsCopied: 0, blobsSkipped: 0, bytesCopied: 0 };
   progress.phase = 'reading';
@@ -281,6 +283,7 @@ export async function copyManifest(
   progress.blobsTotal = blobs.size;
   const sameRegistry = src.client.endpoint.host === dst.client.endpoint.host;
   for (const [digest, size] of blobs) {
+    live();
     progress.blob = digest;
     if (await dst.client.hasBlob(dst.repository, digest)) {
       stats.blobsSkipped++;
@@ -288,13 +291,14 @@ export async function copyManifest(
       stats.blobsMounted++;
     } else {
       progress.bytesTotal += size;
-      await streamBlob(src, dst, { digest, size }, stats, progress);
+      await streamBlob(src, dst, { digest, size }, stats, progress, live);
     }
     progress.blobsDone++;
   }
   progress.blob = undefined;
   progress.phase = 'manifests';
   for (const m of [...children, manifest]) {
+    live();
     await dst.client.putManifest(dst.repository, m.digest, m);
     stats.manifests++;
   }
@@ -309,6 +313,7 @@ export async function copyManifest(
   }
   let pushedDigest = stored;
   if (!dst.reference.startsWith('sha256:')) {
+    live();
     progress.phase = 'tagging';
     pushedDigest = await dst.client.putManifest(dst.repository, dst.reference, manifest);
   }
@@ -324,7 +329,7 @@ async function readManifest(src: Ref, reference: string): Promise<Manifest> {
   return m;
 }
 
-async function streamBlob(src: Omit<Ref, 'reference'>, dst: Omit<Ref, 'reference'>, blob: { digest: string; size: number }, stats: CopyStats, progress: CopyProgress): Promise<void> {
+async function streamBlob(src: Omit<Ref, 'reference'>, dst: Omit<Ref, 'reference'>, blob: { digest: string; size: number }, stats: CopyStats, progress: CopyProgress, live: () => void): Promise<void> {
   const before = progress.bytesCopied;
   // The body is a factory: if the PUT meets a 401 challenge, the blob is fetched again for the retry.
   await dst.client.uploadBlob(dst.repository, blob.digest, blob.size, () => {
@@ -332,6 +337,7 @@ async function streamBlob(src: Omit<Ref, 'reference'>, dst: Omit<Ref, 'reference
     const stream = (async function* () {
       const res = await src.client.getBlob(src.repository, blob.digest);
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        live();
         progress.bytesCopied += chunk.length;
         yield chunk;
       }

@@ -1,7 +1,7 @@
 /** The OCI Distribution adapter of the Registry port. */
 import { ErrorTypes } from '../../workflows/errors';
 import type { CopyImageInput, CopyImageResult, RegistryRef } from '../../workflows/types';
-import { heartbeatWhileProgressing } from '../common';
+import { heartbeatWhileProgressing, signal } from '../common';
 import { classifyHttp, classifyNetwork, portError } from '../errors';
 import { tickInterval } from '../exec';
 import type { Progress, Registry } from '../ports';
@@ -51,7 +51,7 @@ export class OciRegistry implements Registry {
       const { manifest, stats } = await copyManifest(
         { client: srcClient, repository: src.repository, reference: srcRef },
         { client: dstClient, repository: dst.repository, reference: dst.tag ?? dst.digest ?? srcRef },
-        { expectDigest: input.expectDigest, progress: state },
+        { expectDigest: input.expectDigest, progress: state, signal: signal() },
       );
       return { source: input.source, target: input.target, digest: manifest.digest, mediaType: manifest.mediaType, method: 'oci-copy', ...stats };
     } catch (err) {
