@@ -14,6 +14,7 @@ import {
   REGISTRY_HOST_RE,
   replicaWeightProblem,
   REPO_PATH_RE,
+  REPOSITORY_PREFIX_RE,
   REPOSITORY_RE,
   RESERVED_VALUE_KEYS,
   versionProblem,
@@ -152,7 +153,8 @@ export const scanPolicySchema = z.strictObject({
         expires: z
           .string()
           .regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD')
-          .refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'must be a real date'),
+          // Date.parse rolls 2024-02-30 over to March 1: a real date is one that reads back the same.
+          .refine((d) => { const t = Date.parse(`${d}T00:00:00Z`); return !Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === d; }, 'must be a real date'),
       }),
     )
     .default([]),
@@ -242,7 +244,7 @@ export const environmentConfigSchema = z.strictObject({
   deploy: deployConfigSchema.prefault({}),
   imagePrefix: z
     .string()
-    .regex(/^([a-z0-9]+(?:[._-][a-z0-9]+)*\/)*$/, 'must be empty or repository path segments ending in "/", e.g. prod/')
+    .regex(REPOSITORY_PREFIX_RE, 'must be empty or repository path segments ending in "/", e.g. prod/')
     .default(''),
   approval: approvalPolicySchema.optional(),
   /** The vulnerability policy an image must meet to land in (or be promoted into) this environment. */

@@ -28,6 +28,8 @@ export const IDENTITY_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]*$/;
 export const REPO_PATH_RE = /^[A-Za-z0-9._/-]+$/;
 const repoComponent = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 export const REPOSITORY_RE = new RegExp(`^${repoComponent}(?:/${repoComponent})*$`);
+// An environment's image prefix: repository path components (the same grammar), each ending in "/".
+export const REPOSITORY_PREFIX_RE = new RegExp(`^(?:${repoComponent}/)*$`);
 /**
  * A registry host as Docker's reference grammar tells it from a path component: it holds a "." or a ":" (a port),
  * or is "localhost". Anything else ("library" in library/nginx) Docker reads as a Docker Hub repository path.

@@ -53,6 +53,9 @@ test('scan policies in slipway.yaml are validated with the path of the bad field
   const bad = (qaScan: string, message: RegExp) => expect(() => parseConfig(sampleConfigText({ qaScan }))).toThrow(message);
   bad('{ failOn: severe }', /environments\.qa\.scan\.failOn: must be one of unknown, low, medium, high, critical/);
   bad('{ allow: [{ id: CVE-2024-1, reason: ok, expires: 2026-13-45 }] }', /environments\.qa\.scan\.allow\.0\.expires: must be a real date/);
+  // Date.parse reads these as 1 March and 1 May: an allowlist entry would quietly last a day or two longer.
+  bad('{ allow: [{ id: CVE-2024-1, reason: ok, expires: 2027-02-30 }] }', /environments\.qa\.scan\.allow\.0\.expires: must be a real date/);
+  bad('{ allow: [{ id: CVE-2024-1, reason: ok, expires: 2027-04-31 }] }', /environments\.qa\.scan\.allow\.0\.expires: must be a real date/);
   bad('{ allow: [{ id: "CVE-1; rm", reason: ok, expires: 2026-12-01 }] }', /environments\.qa\.scan\.allow\.0\.id: must be a vulnerability id/);
   bad('{ allow: [{ id: CVE-2024-1, reason: "", expires: 2026-12-01 }] }', /environments\.qa\.scan\.allow\.0\.reason: must say why/);
   bad('{ rescanAfter: often }', /environments\.qa\.scan\.rescanAfter: must be a duration/);
