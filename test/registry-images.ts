@@ -89,3 +89,21 @@ export function watchedFetch(opts: { rewrite?: (req: { method: string; path: str
   };
   return { impl, log };
 }
+
+/** Pushes an OCI index over `count` random images (each pushed by digest only); returns the index digest. */
+export async function pushRandomIndex(client: OciRegistryClient, repository: string, tag: string, count = 2): Promise<{ digest: string; children: string[] }> {
+  const children: Manifest[] = [];
+  for (let i = 0; i < count; i++) {
+    const img = await pushRandomImage(client, repository, `${tag}-child${i}`);
+    children.push(img.manifest);
+  }
+  const json = {
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: children.map((m, i) => ({ mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: { architecture: i ? 'arm64' : 'amd64', os: 'linux' } })),
+  };
+  const bytes = Buffer.from(JSON.stringify(json));
+  const index: Manifest = { bytes, mediaType: json.mediaType, digest: sha256(bytes), json };
+  await client.putManifest(repository, tag, index);
+  return { digest: index.digest, children: children.map((m) => m.digest) };
+}

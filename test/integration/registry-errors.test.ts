@@ -8,12 +8,16 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRegistryActivities } from '../../activities';
+import { createBuilderActivities, createRegistryActivities } from '../../activities';
+import { DockerImageBuilder } from '../../activities/docker/builder';
+import { ensureDocker } from '../../client/stack';
+import { BASE_IMAGE, ensureBaseImage } from '../../client/stack/base-image';
+import { dockerFromEnv } from '../../workers/builder';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistry } from '../../activities/registry/oci';
 import type { RegistryEndpoint } from '../../client/stack';
 import type { RegistryRef } from '../../workflows/types';
-import { clientFor, localRegistries, pushRandomImage, watchedFetch } from '../registry-images';
+import { clientFor, localRegistries, pushRandomImage, pushRandomIndex, watchedFetch } from '../registry-images';
 
 let A: RegistryEndpoint;
 let B: RegistryEndpoint;
@@ -62,6 +66,21 @@ describe('the landing tag is written last', () => {
     const writes = watch.log.filter((e) => e.path.startsWith('/v2/prod/order/manifests/') && e.status < 400).map((e) => `${e.method} ${e.path.split('/').pop()}`);
     expect(writes).toEqual([`PUT ${img.digest}`, `HEAD ${img.digest}`, `PUT ${v}`]);
     expect(await clientFor(B, 'other', env).manifestDigest('prod/order', v)).toBe(img.digest);
+  });
+
+  test('an index: its children and the index itself are stored by digest and verified before the tag', async () => {
+    const a = clientFor(A, 'dev', env);
+    const v = tag();
+    const idx = await pushRandomIndex(a, 'index-src', v);
+    const watch = watchedFetch();
+    const oci = new OciRegistry(creds(), watch.impl);
+    const r = await oci.copy({ source: `${A.url}/index-src:${v}`, sourceRegistry: dev, target: `${B.url}/prod/index:${v}`, targetRegistry: other, expectDigest: idx.digest }, () => undefined);
+    expect(r).toMatchObject({ digest: idx.digest, manifests: 3, blobsCopied: 4 });
+    const writes = watch.log.filter((e) => e.path.startsWith('/v2/prod/index/manifests/') && e.status < 400).map((e) => `${e.method} ${e.path.split('/').pop()}`);
+    expect(writes).toEqual([...idx.children.map((d) => `PUT ${d}`), `PUT ${idx.digest}`, `HEAD ${idx.digest}`, `PUT ${v}`]);
+    const b = clientFor(B, 'other', env);
+    expect(await b.manifestDigest('prod/index', v)).toBe(idx.digest);
+    for (const d of idx.children) expect(await b.manifestDigest('prod/index', d)).toBe(d);
   });
 
   test('a registry that reports another digest for the stored manifest fails the copy before the tag is written', async () => {
@@ -126,6 +145,27 @@ describe('every failure in the shared vocabulary', () => {
     const ref: RegistryRef = { name: 'gone', type: 'oci', host, insecure: true };
     await expect(copy(`${host}/x:v0`, `${B.url}/prod/x:v0`, creds(), ref)).rejects.toMatchObject({ type: 'RegistryUnavailableError', nonRetryable: false, message: expect.stringContaining('ECONNREFUSED') });
   });
+});
+
+describe('a Docker push in the same vocabulary', () => {
+  const pushWith = async (store: EnvCredentialStore, registry: RegistryRef) => {
+    const docker = dockerFromEnv({ DOCKER_HOST: (await ensureDocker()).host });
+    await ensureBaseImage(docker);
+    const v = tag();
+    const repo = `${registry.host}/push-vocab`;
+    await docker.getImage(BASE_IMAGE).tag({ repo, tag: v });
+    const { pushImage } = createBuilderActivities({ builder: new DockerImageBuilder(docker, store), hostId: 'vocab', workspace: __dirname });
+    return pushImage({ tag: `${repo}:${v}`, registry });
+  };
+
+  test('a push the registry refuses (wrong password) → RegistryAuthError, not retried', async () => {
+    const bad = new EnvCredentialStore({ ...env, SLIPWAY_REGISTRY_DEV_PASSWORD: 'wrong' }, '/nonexistent');
+    await expect(pushWith(bad, dev)).rejects.toMatchObject({ type: 'RegistryAuthError', nonRetryable: true, message: expect.stringMatching(/docker push .* failed/) });
+  }, 60_000);
+
+  test('the same push with the right credentials succeeds (the refusal above was the password)', async () => {
+    await expect(pushWith(creds(), dev)).resolves.toMatchObject({ digest: expect.stringMatching(/^sha256:/) });
+  }, 60_000);
 });
 
 describe('heartbeats while bytes flow', () => {
