@@ -14,21 +14,17 @@ import { DockerImageBuilder } from '../../activities/docker/builder';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistry } from '../../activities/registry/oci';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
+import { ensureDocker, ensureRegistry, type RegistryEndpoint } from '../../client/stack';
 import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { dockerFromEnv } from '../../workers/builder';
 import { ROOT, uniqueVersion } from '../helpers';
-import { testStack } from '../setup/stack-info';
 
-const stack = testStack();
 const PORT = 5003;
 const TOKEN_REG = `127.0.0.1:${PORT}`;
-const env = {
-  SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username,
-  SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password,
-  SLIPWAY_REGISTRY_TOKENREG_USERNAME: 'robot',
-  SLIPWAY_REGISTRY_TOKENREG_PASSWORD: 'robot-secret',
-};
-const credentials = new EnvCredentialStore(env, '/nonexistent');
+// The stack's Basic-auth registry and Docker engine (started if needed, reused when running).
+let basic: RegistryEndpoint;
+let dockerHost: string;
+let credentials: EnvCredentialStore;
 const tokenRequests: { scopes: string[]; user?: string }[] = [];
 let tokenServer: Server;
 let registry: ChildProcess;
@@ -51,6 +47,16 @@ function issueToken(scopes: string[]): string {
 }
 
 beforeAll(async () => {
+  [basic, { host: dockerHost }] = await Promise.all([ensureRegistry('registry', 5000), ensureDocker()]);
+  credentials = new EnvCredentialStore(
+    {
+      SLIPWAY_REGISTRY_DEV_USERNAME: basic.username,
+      SLIPWAY_REGISTRY_DEV_PASSWORD: basic.password,
+      SLIPWAY_REGISTRY_TOKENREG_USERNAME: 'robot',
+      SLIPWAY_REGISTRY_TOKENREG_PASSWORD: 'robot-secret',
+    },
+    '/nonexistent',
+  );
   const dir = mkdtempSync(join(tmpdir(), 'slipway-token-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=slipway-test-token', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
   key = readFileSync(join(dir, 'key.pem'), 'utf8');
@@ -96,17 +102,17 @@ test('anonymous access is challenged with a Bearer realm', async () => {
 
 test('copy from a Basic-auth registry into a Bearer-token registry, then mount within it', async () => {
   // Put an image in the Basic-auth registry with the real Docker engine.
-  const docker = dockerFromEnv({ DOCKER_HOST: stack.docker });
+  const docker = dockerFromEnv({ DOCKER_HOST: dockerHost });
   const builder = new DockerImageBuilder(docker, credentials);
   const version = uniqueVersion();
-  const tag = `${stack.registry.url}/bearer-src:${version}`;
+  const tag = `${basic.url}/bearer-src:${version}`;
   await builder.build({ contextDir: join(ROOT, 'services', 'delivery'), dockerfile: 'Dockerfile', tag, args: {}, labels: { 'org.opencontainers.image.version': version } }, () => undefined);
-  const pushed = await builder.push(tag, { name: 'dev', type: 'oci', host: stack.registry.url, insecure: true }, () => undefined);
+  const pushed = await builder.push(tag, { name: 'dev', type: 'oci', host: basic.url, insecure: true }, () => undefined);
 
   const oci = new OciRegistry(credentials);
   const tokenRef = { name: 'tokenreg', type: 'oci' as const, host: TOKEN_REG, insecure: true };
-  const devRef = { name: 'dev', type: 'oci' as const, host: stack.registry.url, insecure: true };
-  const cross = await oci.copy({ source: `${stack.registry.url}/bearer-src@${pushed.digest}`, sourceRegistry: devRef, target: `${TOKEN_REG}/delivery:${version}`, targetRegistry: tokenRef, expectDigest: pushed.digest }, () => undefined);
+  const devRef = { name: 'dev', type: 'oci' as const, host: basic.url, insecure: true };
+  const cross = await oci.copy({ source: `${basic.url}/bearer-src@${pushed.digest}`, sourceRegistry: devRef, target: `${TOKEN_REG}/delivery:${version}`, targetRegistry: tokenRef, expectDigest: pushed.digest }, () => undefined);
   expect(cross).toMatchObject({ digest: pushed.digest, blobsMounted: 0 });
   expect(cross.blobsCopied).toBeGreaterThanOrEqual(2);
   expect(tokenRequests.some((t) => t.scopes.includes('repository:delivery:pull,push'))).toBe(true);
