@@ -5,14 +5,24 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import { createCanaryActivities } from '../../activities/canary';
+import type { KubeCanary } from '../../activities/kubernetes/canary';
 import { MetricQueryError, PrometheusProvider, trackQuery } from '../../activities/metrics/prometheus';
 import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { judge, type JudgeConfig, type MetricConfig } from '../../workflows/canary/judge';
 import { ROOT } from '../helpers';
 
 const PROM_PORT = 19090;
+// A second Prometheus served under a path prefix (as behind a shared ingress), and a proxy in front of it that can
+// answer 503 the way a load balancer does while Prometheus restarts.
+const PREFIXED_PORT = 19091;
+const PROXY_PORT = 19092;
+let proxy: Server | undefined;
+let failuresLeft = 0;
 const TARGETS = [
   { port: 18081, pair: 'healthy', track: 'baseline', env: {} },
   { port: 18082, pair: 'healthy', track: 'canary', env: {} },
@@ -33,8 +43,27 @@ beforeAll(async () => {
   const promBin = findBinary('prometheus');
   if (!promBin) throw new Error('prometheus is missing: apt-get install prometheus (scripts/install.sh does)');
   children.push(spawn(promBin, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${PROM_PORT}`], { stdio: 'ignore' }));
+  writeFileSync(join(dir, 'empty.yml'), 'global: { evaluation_interval: 1s }\n');
+  children.push(
+    spawn(promBin, [`--config.file=${join(dir, 'empty.yml')}`, `--storage.tsdb.path=${join(dir, 'data-prefixed')}`, `--web.listen-address=127.0.0.1:${PREFIXED_PORT}`, '--web.route-prefix=/prometheus', `--web.external-url=http://127.0.0.1:${PREFIXED_PORT}/prometheus`], { stdio: 'ignore' }),
+  );
+  proxy = createServer((req, res) => {
+    if (failuresLeft > 0 || req.url?.startsWith('/down/')) {
+      failuresLeft = Math.max(0, failuresLeft - 1);
+      res.writeHead(503, { 'content-type': 'text/html' }).end('<html><body>503 Service Temporarily Unavailable</body></html>');
+      return;
+    }
+    const upstream = request({ host: '127.0.0.1', port: PREFIXED_PORT, path: req.url, method: req.method, headers: req.headers }, (u) => {
+      res.writeHead(u.statusCode ?? 502, u.headers);
+      u.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((ok) => proxy!.listen(PROXY_PORT, '127.0.0.1', ok));
   for (const t of TARGETS) await waitFor(`delivery on ${t.port}`, () => portOpen(t.port), 10_000);
   await waitFor('prometheus', () => portOpen(PROM_PORT), 30_000);
+  await waitFor('prefixed prometheus', () => portOpen(PREFIXED_PORT), 30_000);
 
   // Local load, bounded in count and time: ~25 requests/s to each process for 20 s, on loopback only.
   const until = Date.now() + 20_000;
@@ -50,6 +79,7 @@ beforeAll(async () => {
 
 afterAll(() => {
   for (const c of children) c.kill('SIGKILL');
+  proxy?.close();
 });
 
 const errorRate = (pair: string) =>
@@ -102,3 +132,52 @@ test('a failing query is an error, and a metric with no data is Nodata — never
   expect(verdict.metrics[0].classification).toBe('NodataFailMetric');
   expect(verdict.result).toBe('Fail');
 }, 30_000);
+
+describe('item 11: a Prometheus under a path prefix, and failures classified for retry', () => {
+  const now = () => new Date();
+  const range = () => ({ start: new Date(Date.now() - 5000), end: now(), stepSeconds: 1 });
+  const measure = (prometheusUrl: string, query: string) =>
+    createCanaryActivities({ canaries: undefined as unknown as KubeCanary, metrics: (url) => new PrometheusProvider(url) }).measureCanary({
+      prometheusUrl,
+      queries: [{ name: 'm', query }],
+      start: new Date(Date.now() - 5000).toISOString(),
+      end: now().toISOString(),
+      stepSeconds: 1,
+    });
+  const failureOf = async (p: Promise<unknown>): Promise<ApplicationFailure> => {
+    const err = await p.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApplicationFailure);
+    return err as ApplicationFailure;
+  };
+
+  test('the path prefix is kept: http://host/prometheus queries /prometheus/api/v1/query_range', async () => {
+    for (const base of [`http://127.0.0.1:${PREFIXED_PORT}/prometheus`, `http://127.0.0.1:${PREFIXED_PORT}/prometheus/`, `http://127.0.0.1:${PROXY_PORT}/prometheus`]) {
+      const values = await new PrometheusProvider(base).queryRange({ ...range(), query: 'vector(1)' });
+      expect(values.length).toBeGreaterThanOrEqual(5);
+      expect(values.every((v) => v === 1)).toBe(true);
+    }
+  }, 30_000);
+
+  test('a 5xx (the proxy while Prometheus is away) is retryable; the query succeeds once it is back', async () => {
+    const err = await new PrometheusProvider(`http://127.0.0.1:${PROXY_PORT}/down`).queryRange({ ...range(), query: 'vector(1)' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MetricQueryError);
+    expect(err).toMatchObject({ type: 'MetricsUnavailableError', retryable: true, message: expect.stringMatching(/Prometheus unavailable \(HTTP 503\)/) });
+
+    // Through the activity: an ApplicationFailure Temporal retries (the old code made it non-retryable).
+    failuresLeft = 1;
+    const f = await failureOf(measure(`http://127.0.0.1:${PROXY_PORT}/prometheus`, 'vector(1)'));
+    expect(f).toMatchObject({ type: 'MetricsUnavailableError', nonRetryable: false });
+    // The next attempt gets through.
+    const ok = await measure(`http://127.0.0.1:${PROXY_PORT}/prometheus`, 'vector(1)');
+    expect(ok.metrics[0].baseline.length).toBeGreaterThanOrEqual(5);
+  }, 30_000);
+
+  test('connection refused is retryable; a query Prometheus rejects (4xx) is not', async () => {
+    expect(await failureOf(measure('http://127.0.0.1:1/prometheus', 'vector(1)'))).toMatchObject({ type: 'MetricsUnavailableError', nonRetryable: false });
+    const bad = await failureOf(measure(`http://127.0.0.1:${PREFIXED_PORT}/prometheus`, 'sum(rate('));
+    expect(bad).toMatchObject({ type: 'MetricQueryError', nonRetryable: true, message: expect.stringMatching(/^m: Prometheus query failed \(HTTP 400 bad_data\)/) });
+  }, 30_000);
+});
