@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(() => harness.stop());
 
 const planFor = (o: DeployConfigOptions, extra: { version?: string; image?: string } = {}) =>
-  planRelease(parseConfig(deployConfigText(o)), { service: 'delivery', version: extra.version ?? uniqueVersion(), requester: 'ci-bot', gitSha: 'abcdef1', ...(extra.image ? { image: extra.image } : {}) });
+  planRelease(parseConfig(deployConfigText(o)), { service: 'delivery', version: extra.version ?? uniqueVersion(), requester: 'ci-bot', ...(extra.image ? { image: extra.image } : {}) });
 
 async function toApproval(id: string): Promise<ReleaseStatus> {
   const { status, reached } = await slipway.waitFor(id, 'approval', { timeoutMs: 180_000 });
@@ -81,6 +81,8 @@ describe('one namespace, releases in sequence', () => {
     expect(w.annotations['slipway.dev/release']).toBe(workflowId);
     expect(w.annotations['kubernetes.io/change-cause']).toContain(input.version);
     expect(w.ready).toBe(2);
+    // The rendered chart was checked before the upgrade, the running pods after it (kwok nodes report no imageID).
+    expect((stageOf(first, 'deploy:prod')!.result as any).pinned).toEqual({ pods: 2, containers: 2, by: 'spec' });
 
     // The chart that shipped is the one in the registry, by digest, versioned like the release.
     const reg = new OciRegistryClient({ host: stack.registry.url, name: 'dev' }, credentials);
