@@ -274,27 +274,6 @@ export const imageValuesSchema = z
     }
   });
 
-// A Helm value path such as app.image.tag: dot-separated keys, no index syntax, at most 8 deep.
-const valuePathSchema = z
-  .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_-]{0,62}(\.[A-Za-z_][A-Za-z0-9_-]{0,62}){0,7}$/, 'must be a Helm value path such as app.image.tag (keys of letters, digits, _ and -, joined by ".", at most 8)')
-  .refine((p) => p.split('.')[0] !== 'slipway', 'must not be under "slipway" (slipway\'s own marks)');
-
-/**
- * Where a chart reads its image, for charts that do not use image.repository/image.tag/image.digest. `registry`
- * (optional) splits the host off the repository; at least one of tag and digest is needed to pin the digest.
- */
-export const imageValuesSchema = z
-  .strictObject({ registry: valuePathSchema.optional(), repository: valuePathSchema, tag: valuePathSchema.optional(), digest: valuePathSchema.optional() })
-  .superRefine((m, ctx) => {
-    if (!m.tag && !m.digest) ctx.addIssue({ code: 'custom', message: 'needs a tag or a digest path (slipway pins the image through one of them)' });
-    const paths = Object.entries(m).filter(([, p]) => p) as [string, string][];
-    for (const [k, p] of paths) {
-      const clash = paths.find(([k2, p2]) => k2 !== k && (p2 === p || p2.startsWith(`${p}.`)));
-      if (clash) ctx.addIssue({ code: 'custom', path: [k], message: `"${p}" overlaps ${clash[0]} "${clash[1]}" (each value needs its own path)` });
-    }
-  });
-
 export const serviceConfigSchema = z.strictObject({
   repository: repositorySchema.optional(),
   chart: z
