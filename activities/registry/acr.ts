@@ -54,9 +54,10 @@ export class AcrRegistry implements Registry {
 
     const started = Date.now();
     let phase = 'importing';
-    // ARM's long-running operation reports no bytes; the elapsed seconds keep the heartbeat honest while it polls.
+    // ARM's long-running operation reports no bytes: every tick beats with the elapsed time while it polls (the
+    // operation's own bound is the activity's start-to-close timeout).
     const stop = heartbeatWhileProgressing(
-      () => ({ phase, registry: acr.registryName, sourceImage, target, elapsedS: Math.floor((Date.now() - started) / 1000) }),
+      () => ({ phase, registry: acr.registryName, sourceImage, target, elapsedMs: Date.now() - started }),
       progress,
       this.tickMs ?? tickInterval(),
     );

@@ -16,6 +16,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { createRegistryActivities } from '../../activities';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { registryFactory } from '../../activities/registry/factory';
@@ -37,6 +38,8 @@ let loginServer: OciRegistryClient;
 
 /** How the fake ARM answers the next importImage: do it, fail with a status, or land another image than asked. */
 let behaviour: { kind: 'import' } | { kind: 'status'; status: number; code: string } | { kind: 'land'; repository: string; reference: string } = { kind: 'import' };
+/** When the running operation may report success (a slow import keeps answering 202 until then). */
+let operationDoneAt = 0;
 
 const tag = () => `v1.0.${Date.now() % 1e6}-${randomBytes(3).toString('hex')}`;
 
@@ -78,6 +81,7 @@ beforeAll(async () => {
         // ARM answers an import with 202 and an operation to poll.
         res.writeHead(202, { location: `${base}/operations/import-1`, 'retry-after': '0' }).end();
       } else if (req.url!.split('?')[0] === '/operations/import-1') {
+        if (Date.now() < operationDoneAt) return void res.writeHead(202, { location: `${base}/operations/import-1`, 'retry-after': '0' }).end();
         res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
       } else {
         res.writeHead(404).end();
@@ -92,6 +96,7 @@ afterAll(() => new Promise<void>((r) => server.close(() => r())));
 beforeEach(() => {
   recorded.length = 0;
   behaviour = { kind: 'import' };
+  operationDoneAt = 0;
 });
 
 const credential: TokenCredential = { getToken: async () => ({ token: 'arm-test-token', expiresOnTimestamp: Date.now() + 3600_000 }) };
@@ -187,4 +192,19 @@ test.each([
   await expect(
     activities().copyImage({ source: `${A.url}/delivery@${digest}`, sourceRegistry: acr, target: `${A.url}/prod/delivery:${tag()}`, targetRegistry: acr, expectDigest: digest }),
   ).rejects.toMatchObject({ type, nonRetryable });
+});
+
+test('a long import heartbeats on a timer while ARM reports it running', async () => {
+  const v = tag();
+  const img = await pushRandomImage(loginServer, 'delivery', v);
+  operationDoneAt = Date.now() + 2_000;
+  const HEARTBEAT_TIMEOUT = 600;
+  const mock = new MockActivityEnvironment({ heartbeatTimeoutMs: HEARTBEAT_TIMEOUT });
+  const beats: number[] = [];
+  mock.on('heartbeat', () => beats.push(Date.now()));
+  const started = Date.now();
+  await mock.run(activities().copyImage, { source: `${A.url}/delivery@${img.digest}`, sourceRegistry: acr, target: `${A.url}/prod/delivery:${v}`, targetRegistry: acr, expectDigest: img.digest });
+  const times = [started, ...beats, Date.now()];
+  expect(times[times.length - 1] - started).toBeGreaterThan(3 * HEARTBEAT_TIMEOUT);
+  expect(Math.max(...times.slice(1).map((t, i) => t - times[i]))).toBeLessThan(HEARTBEAT_TIMEOUT);
 });
