@@ -25,10 +25,14 @@ import type {
   StartCanaryResult,
   PushImageResult,
   ScanImageInput,
+  ResolveReleaseInput,
+  ResolvedRelease,
 } from '../workflows/types';
 import type { ScanReport } from '../workflows/scan-policy';
 
 export interface SlipwayActivities {
+  /** The release plan and the trusted decision-token keys, from the workers' own configuration. */
+  resolveRelease(input: ResolveReleaseInput): Promise<ResolvedRelease>;
   /** Builds on a Docker host; returns that host's task queue for the push. */
   buildImage(input: BuildImageInput): Promise<BuildImageResult>;
   /** Pushes a locally built tag; runs on the host that built it. */

@@ -4,10 +4,13 @@
  */
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
 import type { SlipwayActivities } from '../activities/contract';
+import { configFromFile, createPlanActivities } from '../workers/plan';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
 
 /** Activities that do nothing and report one fixed digest: orchestration alone (also the CLI tests' fakes). */
 export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'bench'): SlipwayActivities => ({
+  // The plan is real: read from the worker's slipway.yaml ($SLIPWAY_CONFIG).
+  ...createPlanActivities({ config: configFromFile(process.env.SLIPWAY_CONFIG ?? 'slipway.yaml') }),
   async buildImage(i) {
     return { imageId: 'noop', tag: i.tag, hostQueue: hostQueue(hostId), host: hostId, steps: 0, durationMs: 0 };
   },

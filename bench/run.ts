@@ -11,9 +11,11 @@
  */
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SlipwayClient } from '../client/client';
+import { localTokens } from '../client/identity/tokens';
 import { parseConfig, planRelease } from '../client/config';
 import { ensureDocker, ensureRegistry, ensureTemporal, type RegistryEndpoint } from '../client/stack';
 import { ensureBaseImage } from '../client/stack/base-image';
@@ -36,6 +38,7 @@ const print = (line: string) => process.stdout.write(`${line}\n`);
 function config(approval = '{ approvers: [alice], timeout: 72h }'): string {
   return `registries: { dev: { type: oci, url: "127.0.0.1:5000", insecure: true } }
 environments: { qa: { registry: dev }, prod: { registry: dev, imagePrefix: prod/, approval: ${approval} } }
+identity: { local: true }
 services: { delivery: { build: { context: services/delivery } } }
 `;
 }
@@ -53,7 +56,10 @@ const memLine = (m: WorkerMemory) =>
   `worker RSS: peak ${m.peakRssMb.toFixed(0)} MB (startup incl. bundling peaked at ${m.startupPeakMb.toFixed(0)} MB; ${m.readyRssMb.toFixed(0)} MB when ready, ${m.endRssMb.toFixed(0)} MB at the end)`;
 
 async function withNoopWorker<T>(address: string, fn: (pid: number) => Promise<T>): Promise<{ result: T } & WorkerMemory> {
-  const child = spawn(process.execPath, [join(__dirname, 'noop-worker.js'), address, NS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The worker reads the release plan from its own configuration, as a real one does.
+  const configFile = join(mkdtempSync(join(tmpdir(), 'slipway-bench-')), 'slipway.yaml');
+  writeFileSync(configFile, config());
+  const child = spawn(process.execPath, [join(__dirname, 'noop-worker.js'), address, NS], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SLIPWAY_CONFIG: configFile } });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (d) => String(d).includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`noop worker exited ${code}`)));
@@ -396,7 +402,7 @@ async function main(): Promise<void> {
   const which = process.argv[2] ?? 'all';
   const n = Number(process.argv[3] ?? 0);
   const temporal = await ensureTemporal();
-  const client = await SlipwayClient.connect(temporal.address, NS);
+  const client = await SlipwayClient.connect(temporal.address, NS, localTokens());
   print(`slipway bench · ${new Date().toISOString()} · node ${process.version}`);
   if (which === 'overhead' || which === 'all') await overhead(client, temporal.address, n || 50);
   if (which === 'concurrent' || which === 'all') await concurrent(client, temporal.address, n || 200);

@@ -13,7 +13,8 @@ import { parseDuration } from '../workflows/config';
 import { releaseWorkflowId } from '../workflows/queues';
 import type { ReleaseStatus } from '../workflows/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
-import { checkChart, loadConfig, planRelease, UsageError } from './config';
+import { checkChart, keyDirOf, loadConfig, planRelease, UsageError } from './config';
+import { localTokens, type DecisionTokens } from './identity/tokens';
 import { renderStatus } from './render';
 import { temporalSettings } from '../workers/connection';
 
@@ -65,6 +66,21 @@ function releaseId(id: string | undefined, o: { service?: string; version?: stri
   throw new UsageError('name the release: release:<service>:<version>, or --service and --version');
 }
 
+/**
+ * How this CLI proves who it acts for. On the local stack (slipway.yaml `identity.local: true`) it signs with the
+ * machine's local key: self-asserted, and the status says so. Elsewhere decisions come from an edge that
+ * authenticated the person (the approvals UI); the CLI then has no key and the workflow refuses unsigned decisions.
+ */
+function tokensFor(configFile: string): DecisionTokens | undefined {
+  let cfg: ReturnType<typeof loadConfig>;
+  try {
+    cfg = loadConfig(configFile);
+  } catch {
+    return undefined;
+  }
+  return cfg.identity?.local ? localTokens(keyDirOf(cfg)) : undefined;
+}
+
 const defaultIdentity = () => process.env.SLIPWAY_USER ?? process.env.GITHUB_ACTOR ?? process.env.BUILD_REQUESTEDFOREMAIL ?? userInfo().username;
 
 export function buildProgram(out: (doc: unknown, human: string) => void): Command {
@@ -80,7 +96,7 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
   const globals = (): Globals => program.opts() as Globals;
   const connect = async () => {
     const s = temporalSettings();
-    return SlipwayClient.connect(globals().address ?? s.address, globals().namespace ?? s.namespace);
+    return SlipwayClient.connect(globals().address ?? s.address, globals().namespace ?? s.namespace, tokensFor(globals().config));
   };
 
   const release = program.command('release').description('start, follow and decide releases');
@@ -102,7 +118,8 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       if (input.chart) checkChart(cfg, input.service, dirname(resolve(globals().config)));
       const timeoutMs = durationOpt(o.timeout, '--timeout');
       const client = await connect();
-      const started = await client.start(input);
+      // Only which release and who asks travel: the workers plan it from their own slipway.yaml (checked here too, for an early error).
+      const started = await client.start({ service: input.service, version: input.version, requester: input.requester, ...(o.gitSha ? { gitSha: o.gitSha } : {}), ...(o.image ? { image: o.image } : {}) });
       log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId} (run ${started.runId})`);
       if (!o.waitFor) return out(started, `${started.workflowId}`);
       const { status, reached } = await client.waitFor(started.workflowId, o.waitFor, { timeoutMs, onStatus: progressPrinter() });

@@ -8,11 +8,12 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ErrorTypes } from '../workflows/errors';
-import { abortSignal, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
+import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
+import type { DecisionTokens } from './identity/tokens';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
 import { parseInboxEntry } from '../workflows/inbox';
-import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseInput, type ReleaseStatus } from '../workflows/types';
+import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseStatus, type StartRequest } from '../workflows/types';
 import type { releaseWorkflow } from '../workflows/release';
 import { UsageError } from './config';
 
@@ -46,19 +47,37 @@ export class SlipwayClient {
   constructor(
     readonly client: Client,
     readonly taskQueue: string = ORCHESTRATOR_QUEUE,
+    /** Signs this client's start requests and decisions (the local key, or an edge's); without it, none are signed. */
+    readonly tokens?: DecisionTokens,
   ) {}
 
-  static async connect(address: string, namespace: string): Promise<SlipwayClient> {
+  static async connect(address: string, namespace: string, tokens?: DecisionTokens): Promise<SlipwayClient> {
     const connection = await Connection.connect({ address });
-    return new SlipwayClient(new Client({ connection, namespace }));
+    return new SlipwayClient(new Client({ connection, namespace }), ORCHESTRATOR_QUEUE, tokens);
+  }
+
+  /** The run and status a decision is bound to; the token names both, so a decision cannot be replayed elsewhere. */
+  private async bindings(workflowId: string): Promise<{ runId: string; status: ReleaseStatus }> {
+    const [d, status] = await Promise.all([this.handle(workflowId).describe(), this.status(workflowId)]);
+    return { runId: d.runId, status };
   }
 
   handle(workflowId: string): WorkflowHandle<typeof releaseWorkflow> {
     return this.client.workflow.getHandle<typeof releaseWorkflow>(workflowId);
   }
 
-  async start(input: ReleaseInput): Promise<StartResult> {
-    const workflowId = releaseWorkflowId(input.service, input.version);
+  /** Starts a release: only which release and who asks (the workers hold the plan); the requester signs the start. */
+  async start(req: StartRequest): Promise<StartResult> {
+    const workflowId = releaseWorkflowId(req.service, req.version);
+    const requesterToken = req.requesterToken ?? (await this.tokens?.token({ sub: req.requester, rel: workflowId, act: 'start' }));
+    const input: StartRequest = {
+      service: req.service,
+      version: req.version,
+      requester: req.requester,
+      ...(req.gitSha ? { gitSha: req.gitSha } : {}),
+      ...(req.image ? { image: req.image } : {}),
+      ...(requesterToken ? { requesterToken } : {}),
+    };
     try {
       const h = await this.client.workflow.start('releaseWorkflow', {
         args: [input],
@@ -110,9 +129,22 @@ export class SlipwayClient {
     }
   }
 
-  async decide(workflowId: string, decision: 'approve' | 'reject', req: ApprovalRequest): Promise<ApprovalResponse> {
+  /**
+   * Approves or rejects. With a token source the decision is signed for this release's run, the environment awaiting
+   * approval and its digest (or those given); the workflow believes only the token.
+   */
+  async decide(workflowId: string, decision: 'approve' | 'reject', req: ApprovalRequest, tokens: DecisionTokens | undefined = this.tokens): Promise<ApprovalResponse> {
+    let args: ApprovalRequest = req;
+    if (!req.token && tokens) {
+      if (!req.approver) throw new UsageError('--as: who decides must be known to sign the decision');
+      const { runId, status } = await this.bindings(workflowId);
+      const env = req.environment ?? status.awaitingApproval?.environment;
+      const dig = req.digest ?? status.digest;
+      const token = await tokens.token({ sub: req.approver, ...(req.groups ? { groups: req.groups } : {}), rel: workflowId, run: runId, ...(env ? { env } : {}), ...(dig ? { dig } : {}), act: decision, ...(req.comment ? { note: req.comment } : {}) });
+      args = { token, ...(req.comment ? { comment: req.comment } : {}), ...(env ? { environment: env } : {}), ...(dig ? { digest: dig } : {}) };
+    }
     try {
-      return await this.handle(workflowId).executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, { args: [req] });
+      return await this.handle(workflowId).executeUpdate(decision === 'approve' ? approveUpdate : rejectUpdate, { args: [args] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) {
         const cause: any = err.cause;
@@ -124,9 +156,16 @@ export class SlipwayClient {
   }
 
   /** Steers a running canary (promote now, skip the current step, roll back); refusals carry the workflow's reason. */
-  async canary(workflowId: string, req: CanaryActionRequest): Promise<CanaryStatus> {
+  async canary(workflowId: string, req: CanaryActionRequest, tokens: DecisionTokens | undefined = this.tokens): Promise<CanaryStatus> {
+    let args = req;
+    if (!req.token && tokens) {
+      const { runId, status } = await this.bindings(workflowId);
+      const c = status.canary;
+      const token = await tokens.token({ sub: req.by, rel: workflowId, run: runId, ...(c ? { env: c.environment, step: c.step } : {}), dig: status.digest ?? 'none', act: `canary:${req.action}`, ...(req.reason ? { note: req.reason } : {}) });
+      args = { ...req, token };
+    }
     try {
-      return await this.handle(workflowId).executeUpdate(canaryUpdate, { args: [req] });
+      return await this.handle(workflowId).executeUpdate(canaryUpdate, { args: [args] });
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new ApprovalRefusedError((err.cause as any)?.message ?? err.message);
       throw err;
@@ -159,8 +198,19 @@ export class SlipwayClient {
     return { ...(result as RollbackResult), workflowId: id };
   }
 
-  async abort(workflowId: string, reason: string, by: string): Promise<void> {
-    await this.handle(workflowId).signal(abortSignal, { reason, by });
+  /** Aborts: a signed Update (refused with its reason) — or, for a run from before signed decisions, the signal. */
+  async abort(workflowId: string, reason: string, by: string, tokens: DecisionTokens | undefined = this.tokens): Promise<void> {
+    if (!tokens) return this.handle(workflowId).signal(abortSignal, { reason, by });
+    const { runId, status } = await this.bindings(workflowId);
+    const token = await tokens.token({ sub: by, rel: workflowId, run: runId, dig: status.digest ?? 'none', act: 'abort', note: reason });
+    try {
+      await this.handle(workflowId).executeUpdate(abortUpdate, { args: [{ reason, by, token }] });
+    } catch (err) {
+      if (!(err instanceof WorkflowUpdateFailedError)) throw err;
+      const message = (err.cause as any)?.message ?? err.message;
+      if (/predates signed decisions/.test(message)) return this.handle(workflowId).signal(abortSignal, { reason, by });
+      throw new ApprovalRefusedError(message);
+    }
   }
 
   /** The final status, whether the release succeeded or not. */

@@ -18,6 +18,8 @@ import {
   type SlipwayConfig,
 } from '../workflows/config';
 import type { JudgeConfig } from '../workflows/canary/judge';
+import { normaliseIdentity } from '../workflows/decision-token';
+import { defaultKeyDir } from './identity/keys';
 import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
 
 export class UsageError extends Error {
@@ -37,6 +39,10 @@ export function parseConfig(text: string, file = 'slipway.yaml'): SlipwayConfig 
   return r.data;
 }
 
+/** Where the local stack's key pairs are: slipway.yaml's identity.keyDir, else $SLIPWAY_HOME/keys. */
+export const keyDirOf = (cfg: SlipwayConfig, env: NodeJS.ProcessEnv = process.env): string =>
+  cfg.identity?.keyDir ? resolve(cfg.identity.keyDir.replace(/^~(?=\/)/, env.HOME ?? '')) : defaultKeyDir(env);
+
 export function loadConfig(file: string): SlipwayConfig {
   let text: string;
   try {
@@ -54,6 +60,7 @@ export const startRequestSchema = z.strictObject({
   gitSha: gitShaSchema.optional(),
   image: imageRefSchema.optional(),
   requester: identitySchema,
+  requesterToken: z.string().max(8192).optional(),
 });
 export type StartRequest = z.infer<typeof startRequestSchema>;
 
@@ -125,9 +132,10 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
       repository: `${env.imagePrefix}${repository}`,
       approval: a
         ? {
-            users: a.approvers.filter((p) => !p.startsWith('group:')).map((p) => p.replace(/^user:/, '')),
+            // Identities are compared and stored in one normal form (trimmed, lower-case).
+            users: a.approvers.filter((p) => !p.startsWith('group:')).map((p) => normaliseIdentity(p.replace(/^user:/, ''))),
             groups: a.approvers.filter((p) => p.startsWith('group:')).map((p) => p.slice(6)),
-            groupMembers: Object.fromEntries(a.approvers.filter((p) => p.startsWith('group:')).map((p) => [p.slice(6), cfg.groups[p.slice(6)] ?? []])),
+            groupMembers: Object.fromEntries(a.approvers.filter((p) => p.startsWith('group:')).map((p) => [p.slice(6), (cfg.groups[p.slice(6)] ?? []).map(normaliseIdentity)])),
             minApprovals: a.minApprovals,
             requesterCannotApprove: a.requesterCannotApprove,
             timeoutMs: parseDuration(a.timeout)!,
@@ -145,7 +153,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
     service: req.service,
     version: req.version,
     gitSha: req.gitSha,
-    requester: req.requester,
+    requester: normaliseIdentity(req.requester),
     source: svc.source,
     ...(svc.chart && environments.some((e) => e.deploy) ? { chart: { path: svc.chart.path, repository: svc.chart.repository ?? `charts/${repository}` } } : {}),
     environments,

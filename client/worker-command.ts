@@ -8,7 +8,8 @@ import { createBuilderWorkers } from '../workers/builder';
 import { temporalSettings } from '../workers/connection';
 import { connectWorker, createOrchestratorWorker } from '../workers/orchestrator';
 import { SlipwayClient } from './client';
-import { loadConfig, planRelease } from './config';
+import { keyDirOf, loadConfig } from './config';
+import { localTokens } from './identity/tokens';
 import { renderStatus } from './render';
 import { stackUp, workerEnv, type Stack } from './stack';
 import { findBinary, stateDir } from './stack/process';
@@ -43,10 +44,10 @@ function adoptFixtureTrivyDb(): void {
   log(`no Trivy database found: scanning against the test fixture database in ${dir} (demo only; see README "Trivy and its database")`);
 }
 
-export async function startWorkers(opts: { role: string; address: string; namespace: string; workspace?: string }): Promise<Worker[]> {
+export async function startWorkers(opts: { role: string; address: string; namespace: string; workspace?: string; config?: string }): Promise<Worker[]> {
   const connection = await connectWorker({ address: opts.address, namespace: opts.namespace });
   const workers: Worker[] = [];
-  if (opts.role === 'orchestrator' || opts.role === 'all') workers.push(await createOrchestratorWorker({ connection, namespace: opts.namespace }));
+  if (opts.role === 'orchestrator' || opts.role === 'all') workers.push(await createOrchestratorWorker({ connection, namespace: opts.namespace, configFile: opts.config }));
   if (opts.role === 'builder' || opts.role === 'all') workers.push(...(await createBuilderWorkers({ connection, namespace: opts.namespace, workspace: opts.workspace })));
   if (!workers.length) throw new Error(`--role must be orchestrator, builder or all, not "${opts.role}"`);
   return workers;
@@ -60,7 +61,7 @@ export async function runWorkers(opts: { role: string; config: string; address?:
     adoptStackCredentials(opts.config, stack);
     adoptFixtureTrivyDb();
   }
-  const workers = await startWorkers({ role: opts.role, address: opts.address ?? s.address, namespace: opts.namespace ?? s.namespace, workspace: resolve('.') });
+  const workers = await startWorkers({ role: opts.role, address: opts.address ?? s.address, namespace: opts.namespace ?? s.namespace, workspace: resolve('.'), config: opts.config });
   log(`slipway worker (${opts.role}) polling on ${opts.address ?? s.address}`);
   await Promise.all(workers.map((w) => w.run()));
 }
@@ -72,9 +73,10 @@ export async function runDev(opts: { config: string; version: string; release: b
   adoptFixtureTrivyDb();
   log(`Temporal ${stack.temporal.address} · Temporal Web ${stack.temporal.uiUrl} · Docker ${stack.docker.host} · registry ${stack.registry.url} · clusters ${Object.values(stack.clusters.contexts).join(', ')} (KUBECONFIG=${stack.clusters.kubeconfig})`);
   const s = temporalSettings();
-  const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.') });
+  const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.'), config: opts.config });
   const running = Promise.all(workers.map((w) => w.run()));
-  const client = await SlipwayClient.connect(stack.temporal.address, s.namespace);
+  // On the local stack the CLI's own key signs who asks (self-asserted; slipway.yaml's identity.local allows it).
+  const client = await SlipwayClient.connect(stack.temporal.address, s.namespace, localTokens(keyDirOf(loadConfig(opts.config))));
   const { buildUiServer } = await import('./ui/server');
   const ui = await buildUiServer({ slipway: client, config: loadConfig(opts.config), namespace: s.namespace, temporalWebUrl: stack.temporal.uiUrl });
   log(`approvals UI: ${await ui.listen({ host: '127.0.0.1', port: Number(process.env.SLIPWAY_UI_PORT ?? 8088) })}`);
@@ -88,8 +90,7 @@ export async function runDev(opts: { config: string; version: string; release: b
   process.once('SIGTERM', stop);
   const stopped = running.then(() => ui.close()).then(() => client.client.connection.close());
   if (opts.release) {
-    const input = planRelease(loadConfig(opts.config), { service: 'delivery', version: opts.version, requester: process.env.SLIPWAY_USER ?? 'dev' });
-    const started = await client.start(input);
+    const started = await client.start({ service: 'delivery', version: opts.version, requester: process.env.SLIPWAY_USER ?? 'dev' });
     log(`${started.attached ? 'attached to' : 'started'} ${started.workflowId}`);
     log(`  Temporal Web: ${stack.temporal.uiUrl}/namespaces/${s.namespace}/workflows/${encodeURIComponent(started.workflowId)}`);
     const { status } = await Promise.race([client.waitFor(started.workflowId, 'approval'), running.then(() => ({ status: undefined }))]);

@@ -4,11 +4,13 @@ import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/wo
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { SlipwayClient } from '../client/client';
+import { SlipwayClient, type StartResult } from '../client/client';
 import { parseConfig, planRelease } from '../client/config';
+import { localTokens } from '../client/identity/tokens';
+import { canonicalJson, sha256Of, trustAnchorsOf } from '../workers/plan';
 import type { SlipwayActivities } from '../activities/contract';
-import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
-import type { ReleaseInput, ReleaseStatus } from '../workflows/types';
+import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue, releaseWorkflowId } from '../workflows/queues';
+import type { ReleaseInput, ReleaseStatus, StartRequest } from '../workflows/types';
 import { testStack } from './setup/stack-info';
 
 let runtimeInstalled = false;
@@ -40,6 +42,7 @@ environments:
     registry: other
     imagePrefix: prod/
 ${overrides.prodScan ? `    scan: ${overrides.prodScan}\n` : ''}    approval: ${overrides.approval ?? '{ approvers: [group:release-managers, dave], minApprovals: 1, requesterCannotApprove: true, timeout: 72h }'}
+identity: { issuers: [ { name: ui } ], local: true }
 services:
   delivery:
     source: https://example.com/slipway/delivery
@@ -64,22 +67,50 @@ export function plan(opts: { version?: string; requester?: string; image?: strin
     service: opts.service ?? 'delivery',
     version: opts.version ?? uniqueVersion(),
     requester: opts.requester ?? 'ci-bot',
-    gitSha: 'abcdef1',
+    // No gitSha: given one, the builder builds exactly that commit, and the sample's image needs bin/delivery (built, not committed).
     ...(opts.image ? { image: opts.image } : {}),
   });
+}
+
+/**
+ * Plans the tests made with their own configurations, by release id: the workers' plan activity in tests hands out
+ * the plan the test built (as the real one reads slipway.yaml; that path has its own tests).
+ */
+const testPlans = new Map<string, ReleaseInput>();
+
+/** A client that signs with the local key (as `slipway` does on the local stack) and remembers the tests' plans. */
+export class TestSlipwayClient extends SlipwayClient {
+  override async start(req: StartRequest | ReleaseInput): Promise<StartResult> {
+    if ('environments' in req) testPlans.set(releaseWorkflowId(req.service, req.version), req);
+    return super.start(req);
+  }
+}
+
+/** The tests' `resolveRelease`: the plan a test built (else the sample configuration's), the local stack's keys. */
+export function testPlanActivities(): Pick<SlipwayActivities, 'resolveRelease'> {
+  return {
+    async resolveRelease(req) {
+      const cfg = parseConfig(sampleConfigText());
+      const plan = testPlans.get(releaseWorkflowId(req.service, req.version)) ?? planRelease(cfg, req);
+      return { plan, planDigest: sha256Of(canonicalJson(plan)), trust: trustAnchorsOf(cfg.identity, ROOT), source: 'test plan' };
+    },
+  };
 }
 
 export async function connectClient(namespace: string): Promise<{ client: Client; slipway: SlipwayClient; close: () => Promise<void> }> {
   const connection = await Connection.connect({ address: testStack().temporal });
   const client = new Client({ connection, namespace });
-  return { client, slipway: new SlipwayClient(client), close: () => connection.close() };
+  return { client, slipway: new TestSlipwayClient(client, ORCHESTRATOR_QUEUE, localTokens()), close: () => connection.close() };
 }
 
 /** Workers for all three queues of one (fake or real) host, sharing the suite's pre-built workflow bundle. */
-export async function createWorkers(namespace: string, acts: SlipwayActivities, hostId = 'test-host'): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+/** Test activities may leave out the plan activity: the tests' one is added. */
+export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial<Pick<SlipwayActivities, 'resolveRelease'>>;
+
+export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host'): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   quietRuntime();
   const connection = await NativeConnection.connect({ address: testStack().temporal });
-  const common = { connection, namespace, activities: acts };
+  const common = { connection, namespace, activities: { ...testPlanActivities(), ...acts } as SlipwayActivities };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: testStack().bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
@@ -94,7 +125,7 @@ export interface Harness {
 }
 
 /** A client plus running workers (one fake or real host) for a test file; `stop` in afterAll. */
-export async function startHarness(namespace: string, acts: SlipwayActivities, hostId: string): Promise<Harness> {
+export async function startHarness(namespace: string, acts: TestActivities, hostId: string): Promise<Harness> {
   const { slipway, close } = await connectClient(namespace);
   const { workers } = await createWorkers(namespace, acts, hostId);
   const runs = workers.map((w) => w.run());

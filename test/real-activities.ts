@@ -5,13 +5,12 @@ import { PrometheusProvider } from '../activities/metrics/prometheus';
 import { createBuilderActivities, createChartActivities, createDeployActivities, createRegistryActivities, createScanActivities } from '../activities';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { KubeCluster } from '../activities/kubernetes/cluster';
-import type { SlipwayActivities } from '../activities/contract';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import type { CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
 import { TrivyScanner, trivyOptionsFromEnv, type TrivyOptions } from '../activities/scanner/trivy';
 import { dockerFromEnv } from '../workers/builder';
-import { ROOT } from './helpers';
+import { ROOT, type TestActivities } from './helpers';
 import { testStack } from './setup/stack-info';
 
 export function realActivities(
@@ -19,7 +18,7 @@ export function realActivities(
   hostId: string,
   trivy: Partial<TrivyOptions> = {},
   deploy: { holderActive?: (holder: string) => Promise<boolean> } = {},
-): SlipwayActivities {
+): TestActivities {
   const stack = testStack();
   // The local clusters' kubeconfig (test/setup started them); helm and client-node both read KUBECONFIG.
   process.env.KUBECONFIG = stack.kubeconfig;

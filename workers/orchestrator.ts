@@ -13,6 +13,7 @@ import { EnvCredentialStore, type CredentialStore } from '../activities/registry
 import { registryFactory } from '../activities/registry/factory';
 import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
 import type { TemporalSettings } from './connection';
+import { configFromFile, createPlanActivities } from './plan';
 
 export interface OrchestratorOptions {
   connection: NativeConnection;
@@ -21,6 +22,8 @@ export interface OrchestratorOptions {
   /** Pre-built workflow bundle (tests bundle once); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkerOptions['workflowBundle'];
   taskQueue?: string;
+  /** slipway.yaml: where each release's plan and trusted keys come from (default $SLIPWAY_CONFIG, else ./slipway.yaml). */
+  configFile?: string;
 }
 
 export async function createOrchestratorWorker(opts: OrchestratorOptions): Promise<Worker> {
@@ -40,6 +43,7 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: {
+      ...createPlanActivities({ config: configFromFile(opts.configFile ?? process.env.SLIPWAY_CONFIG ?? 'slipway.yaml') }),
       ...createRegistryActivities({ registries }),
       ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
       // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).

@@ -1,4 +1,5 @@
 /** The approval rules, as a pure function: the Update validators call it, and so can the UI before it asks. */
+import { normaliseIdentity } from './decision-token';
 import type { ApprovalPlan, ApprovalRecord, ApprovalRequest } from './types';
 
 export interface ApprovalContext {
@@ -9,9 +10,12 @@ export interface ApprovalContext {
   approvals: ApprovalRecord[];
 }
 
+/** Identities compare normalised (trimmed, lower-case) on both sides: plans recorded before normalisation included. */
 export function isApprover(policy: ApprovalPlan, identity: string, claimedGroups: string[] = []): boolean {
-  if (policy.users.includes(identity)) return true;
-  return policy.groups.some((g) => claimedGroups.includes(g) || (policy.groupMembers[g] ?? []).includes(identity));
+  const who = normaliseIdentity(identity);
+  const same = (u: string) => normaliseIdentity(u) === who;
+  if (policy.users.some(same)) return true;
+  return policy.groups.some((g) => claimedGroups.includes(g) || (policy.groupMembers[g] ?? []).some(same));
 }
 
 export function describeApprovers(policy: ApprovalPlan): string[] {
@@ -20,7 +24,8 @@ export function describeApprovers(policy: ApprovalPlan): string[] {
 
 /** Returns why the request must be refused, or undefined when it may proceed. */
 export function refusalReason(ctx: ApprovalContext, req: ApprovalRequest, decision: 'approved' | 'rejected'): string | undefined {
-  const who = req.approver?.trim();
+  // One normal form, validated and stored alike: "bob " and "bob" are one approver.
+  const who = req.approver === undefined ? '' : normaliseIdentity(req.approver);
   if (!who) return 'an identity is required (--as, or the authenticated user)';
   if (!ctx.awaiting) return 'this release is not awaiting approval';
   const { environment, policy } = ctx.awaiting;
@@ -30,7 +35,7 @@ export function refusalReason(ctx: ApprovalContext, req: ApprovalRequest, decisi
   if (req.digest && ctx.digest && req.digest !== ctx.digest) {
     return `digest mismatch: the release is ${ctx.digest}, the ${decision === 'approved' ? 'approval' : 'rejection'} names ${req.digest}`;
   }
-  const isRequester = who === ctx.requester;
+  const isRequester = who === normaliseIdentity(ctx.requester);
   if (decision === 'rejected') {
     // The requester may always withdraw their own release; anyone else must be an approver.
     if (!isRequester && !isApprover(policy, who, req.groups)) {
@@ -44,7 +49,7 @@ export function refusalReason(ctx: ApprovalContext, req: ApprovalRequest, decisi
   if (policy.requesterCannotApprove && isRequester) {
     return `${who} requested this release and the "${environment}" policy forbids approving one's own release`;
   }
-  if (ctx.approvals.some((a) => a.environment === environment && a.decision === 'approved' && a.approver === who)) {
+  if (ctx.approvals.some((a) => a.environment === environment && a.decision === 'approved' && normaliseIdentity(a.approver) === who)) {
     return `${who} has already approved this release for "${environment}"; ${policy.minApprovals} distinct approvers are required`;
   }
   return undefined;

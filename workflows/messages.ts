@@ -8,3 +8,8 @@ export const rejectUpdate = defineUpdate<ApprovalResponse, [ApprovalRequest]>('r
 export const abortSignal = defineSignal<[AbortRequest]>('abort');
 /** Operators steer a running canary: promote now, skip the current step (a pause or an analysis), or roll back. */
 export const canaryUpdate = defineUpdate<CanaryStatus, [CanaryActionRequest]>('canary');
+/**
+ * Abort as an Update, so an abort without a valid signed token is refused with a reason and leaves no event. The
+ * `abort` signal stays for runs from before; on newer runs it is ignored unless it carries a valid token.
+ */
+export const abortUpdate = defineUpdate<{ aborted: boolean }, [AbortRequest]>('abortRelease');

@@ -15,16 +15,28 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { refusalReason, describeApprovers } from './approval';
+import { describeApprovers, isApprover, refusalReason } from './approval';
 import { ErrorTypes } from './errors';
-import { abortSignal, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
+import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
+import { normaliseIdentity, readClaims, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from './decision-token';
+import { approvalRequestProblems, startRequestProblems } from './requests';
+import { planActs } from './plan-proxy';
 import { judge } from './canary/judge';
 
 const INBOX_MEMO_PATCH = 'inbox-memo';
+/**
+ * Runs started after this patch read their plan from the workers' configuration and accept only signed decisions;
+ * runs from before (their input holds the plan) replay and continue as they were.
+ */
+const SIGNED_DECISIONS_PATCH = 'plan-from-workers-signed-decisions';
+const CANARY_SCOPE_PATCH = 'canary-action-scope';
 import { SA } from './search-attributes';
 import type {
   AbortRequest,
   ApprovalRequest,
+  DecisionIdentity,
+  ResolvedRelease,
+  StartRequest,
   ApprovalResponse,
   CanaryActionRequest,
   CanaryStatus,
@@ -56,8 +68,11 @@ class Release {
   readonly status: ReleaseStatus;
   approvalsFor = (env: string) => this.status.approvals.filter((a) => a.environment === env && a.decision === 'approved').length;
 
-  constructor(readonly input: ReleaseInput) {
-    const stages: StageStatus[] = [];
+  constructor(
+    readonly input: ReleaseInput,
+    resolved?: { planned: ResolvedRelease; stage: StageStatus; requesterIdentity: DecisionIdentity },
+  ) {
+    const stages: StageStatus[] = resolved ? [resolved.stage] : [];
     const add = (id: string, kind: StageKind, environment?: string) => stages.push({ id, kind, environment, state: 'pending' });
     const first = input.environments[0];
     const deploys = input.environments.some((e) => e.deploy);
@@ -83,6 +98,16 @@ class Release {
       service: input.service,
       version: input.version,
       requester: input.requester,
+      ...(resolved
+        ? {
+            requesterIdentity: resolved.requesterIdentity,
+            plan: {
+              source: resolved.planned.source,
+              digest: resolved.planned.planDigest,
+              trustedIssuers: resolved.planned.trust.issuers.map((i) => ({ name: i.name, selfAsserted: i.selfAsserted })),
+            },
+          }
+        : {}),
       gitSha: input.gitSha,
       phase: 'running',
       references: {},
@@ -183,14 +208,62 @@ function messageOf(err: unknown): string {
   return e?.message ?? String(err);
 }
 
-export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseResult> {
-  const problems = releaseInputProblems(rawInput);
+/** What a verified token says about who decided, as recorded in the status. */
+const identityOf = (claims: DecisionClaims, trust: TrustAnchors): DecisionIdentity => ({
+  issuer: claims.iss,
+  method: claims.amr,
+  selfAsserted: trust.issuers.find((i) => i.name === claims.iss)?.selfAsserted ?? true,
+  tokenId: claims.jti,
+});
+
+const refused = (reason: string) => ApplicationFailure.nonRetryable(reason, ErrorTypes.ApprovalRefused);
+
+/**
+ * A new run: the start request names only the release and who asks. The plan and the trusted keys come from the
+ * workers (recorded in the history with the plan's digest); the requester must hold a token signed for this start.
+ */
+async function resolveStart(raw: unknown): Promise<{ input: ReleaseInput; trust: TrustAnchors; resolved: ConstructorParameters<typeof Release>[1] }> {
+  const problems = startRequestProblems(raw);
+  if (problems.length) throw ApplicationFailure.nonRetryable(`invalid start request:\n${problems.join('\n')}`, ErrorTypes.InvalidInput);
+  const req = raw as StartRequest;
+  const stage: StageStatus = { id: 'plan', kind: 'plan', state: 'running', startedAt: iso() };
+  const early: ReleaseStatus = { service: req.service, version: req.version, requester: normaliseIdentity(req.requester), phase: 'running', references: {}, stages: [stage], approvals: [], startedAt: iso() };
+  setHandler(statusQuery, () => early);
+  const fail = (message: string, type: string) => {
+    Object.assign(stage, { state: 'failed', endedAt: iso(), error: message });
+    Object.assign(early, { phase: 'failed', error: message, endedAt: iso() });
+    upsertSearchAttributes([{ key: SA.stage, value: 'failed' }]);
+    return ApplicationFailure.nonRetryable(message, type, early);
+  };
+  let planned: ResolvedRelease;
+  try {
+    planned = await planActs.resolveRelease({ service: req.service, version: req.version, requester: req.requester, ...(req.gitSha ? { gitSha: req.gitSha } : {}), ...(req.image ? { image: req.image } : {}) });
+  } catch (err) {
+    throw fail(`the workers' configuration refuses this release: ${messageOf(err)}`, (err as any)?.cause?.type ?? ErrorTypes.PlanRefused);
+  }
+  const v = verifyDecisionToken(req.requesterToken, planned.trust, { act: 'start', rel: workflowInfo().workflowId }, Date.now(), new Set());
+  if (!v.ok) throw fail(`requester not verified: ${v.reason}`, ErrorTypes.Unauthenticated);
+  if (v.claims.sub !== planned.plan.requester) throw fail(`requester not verified: the token is ${v.claims.sub}'s, the request names ${planned.plan.requester}`, ErrorTypes.Unauthenticated);
+  const requesterIdentity = identityOf(v.claims, planned.trust);
+  Object.assign(stage, { state: 'succeeded', endedAt: iso(), result: { source: planned.source, planDigest: planned.planDigest, requester: v.claims.sub, verifiedBy: v.claims.iss, method: v.claims.amr, selfAsserted: requesterIdentity.selfAsserted } });
+  return { input: planned.plan, trust: planned.trust, resolved: { planned, stage, requesterIdentity } };
+}
+
+export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Promise<ReleaseResult> {
+  let input: ReleaseInput;
+  let trust: TrustAnchors | undefined;
+  let resolved: ConstructorParameters<typeof Release>[1];
+  if (patched(SIGNED_DECISIONS_PATCH)) ({ input, trust, resolved } = await resolveStart(rawInput));
+  else input = rawInput as ReleaseInput;
+  const problems = releaseInputProblems(input);
   if (problems.length) throw ApplicationFailure.nonRetryable(`invalid release input:\n${problems.join('\n')}`, ErrorTypes.InvalidInput);
-  const input = rawInput;
-  const release = new Release(input);
+  const release = new Release(input, resolved);
   const status = release.status;
+  const { workflowId, runId } = workflowInfo();
   let rejection: { by: string; comment?: string } | undefined;
   let abort: AbortRequest | undefined;
+  /** Token ids already accepted: each decision token counts once. */
+  const used = new Set<string>();
 
   setHandler(statusQuery, () => status);
 
@@ -202,40 +275,118 @@ export async function releaseWorkflow(rawInput: ReleaseInput): Promise<ReleaseRe
       : undefined,
     approvals: status.approvals,
   });
+  /** Signed runs: the token, verified against the keys pinned at start; throws the refusal. */
+  const verified = (token: unknown, expect: Omit<Expected, 'rel' | 'run'>): DecisionClaims => {
+    const v = verifyDecisionToken(token, trust!, { ...expect, rel: workflowId, run: runId }, Date.now(), used);
+    if (!v.ok) throw refused(v.reason);
+    return v.claims;
+  };
+  /** The identity a decision is recorded under: the token's (signed runs), else the request's, normalised. */
+  const decider = (token: unknown, asserted: string | undefined) => {
+    const claims = trust ? readClaims(token) : undefined;
+    if (claims) used.add(claims.jti);
+    return { who: claims ? claims.sub : normaliseIdentity(asserted ?? ''), claims, identity: claims ? identityOf(claims, trust!) : undefined };
+  };
+  /** Groups count only from an edge that authenticated them; a self-asserted token's groups are ignored. */
+  const vouchedGroups = (claims: DecisionClaims) => (identityOf(claims, trust!).selfAsserted ? [] : (claims.groups ?? []));
+
   const decide = (decision: 'approved' | 'rejected') => (req: ApprovalRequest): ApprovalResponse => {
     const environment = status.awaitingApproval!.environment;
-    status.approvals.push({ environment, approver: req.approver!, decision, comment: req.comment, at: iso() });
+    const { who, claims, identity } = decider(req.token, req.approver);
+    const comment = claims ? claims.note : req.comment;
+    status.approvals.push({ environment, approver: who, decision, comment, at: iso(), ...(identity ? { identity } : {}) });
     const received = release.approvalsFor(environment);
     status.awaitingApproval!.received = received;
-    if (decision === 'rejected') rejection = { by: req.approver!, comment: req.comment };
+    if (decision === 'rejected') rejection = { by: who, comment };
     const required = status.awaitingApproval!.required;
     release.publishInbox();
     return { environment, decision, received, required, complete: decision === 'rejected' || received >= required };
   };
   const validator = (decision: 'approved' | 'rejected') => (req: ApprovalRequest): void => {
-    const reason = refusalReason(context(), req ?? {}, decision);
-    if (reason) throw ApplicationFailure.nonRetryable(reason, ErrorTypes.ApprovalRefused);
+    const shape = approvalRequestProblems(req);
+    if (shape.length) throw refused(shape.join('; '));
+    if (!trust) {
+      const reason = refusalReason(context(), req, decision);
+      if (reason) throw refused(reason);
+      return;
+    }
+    if (!status.awaitingApproval) throw refused('this release is not awaiting approval');
+    const env = status.awaitingApproval.environment;
+    if (req.environment !== undefined && req.environment !== env) throw refused(`this release awaits approval for "${env}", not "${req.environment}"`);
+    const claims = verified(req.token, { act: decision === 'approved' ? 'approve' : 'reject', env, dig: status.digest ?? 'none' });
+    // Fields sent beside the token must say what it says: nothing unsigned is believed.
+    if (req.approver !== undefined && normaliseIdentity(req.approver) !== claims.sub) throw refused(`approver: the token is ${claims.sub}'s, the request names ${req.approver}`);
+    if (req.digest !== undefined && req.digest !== claims.dig) throw refused(`digest: the request names ${req.digest}, the token ${claims.dig}`);
+    if (req.comment !== undefined && req.comment !== (claims.note ?? '')) throw refused('comment: differs from the comment signed in the token');
+    const reason = refusalReason(context(), { approver: claims.sub, groups: vouchedGroups(claims), environment: claims.env, digest: claims.dig }, decision);
+    if (reason) throw refused(reason);
   };
   setHandler(approveUpdate, decide('approved'), { validator: validator('approved') });
   setHandler(rejectUpdate, decide('rejected'), { validator: validator('rejected') });
 
   const pipeline = new CancellationScope();
-  setHandler(abortSignal, (req) => {
-    if (abort || ['succeeded', 'failed', 'rejected', 'expired', 'aborted'].includes(status.phase)) return;
-    abort = { reason: req?.reason || 'no reason given', by: req?.by || 'unknown' };
-    status.abort = { ...abort, at: iso() };
+  const finished = () => Boolean(abort) || ['succeeded', 'failed', 'rejected', 'expired', 'aborted'].includes(status.phase);
+  const doAbort = (req: AbortRequest) => {
+    const { who, claims, identity } = decider(req.token, req.by);
+    abort = { reason: claims?.note || req?.reason || 'no reason given', by: who || 'unknown' };
+    status.abort = { ...abort, at: iso(), ...(identity ? { identity } : {}) };
     pipeline.cancel();
+  };
+  /** Who may abort a signed run: its requester, or an approver of any of its environments. */
+  const abortRefusal = (req: AbortRequest): string | undefined => {
+    if (finished()) return 'the release has already ended or is being aborted';
+    let claims: DecisionClaims;
+    try {
+      claims = verified(req?.token, { act: 'abort', dig: status.digest ?? 'none' });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    const approver = input.environments.some((e) => e.approval && isApprover(e.approval, claims.sub, vouchedGroups(claims)));
+    if (claims.sub !== input.requester && !approver) return `${claims.sub} may not abort this release: only its requester or an approver of one of its environments`;
+    return undefined;
+  };
+  setHandler(abortSignal, (req) => {
+    if (finished()) return;
+    // Signed runs: a signal cannot be refused, so one without a valid token is ignored (and says so in the log).
+    if (trust) {
+      const reason = abortRefusal(req);
+      if (reason) return log.warn('abort signal ignored', { reason });
+    }
+    doAbort(req);
+  });
+  setHandler(abortUpdate, (req) => (doAbort(req), { aborted: true }), {
+    validator: (req) => {
+      if (!trust) throw refused('this release predates signed decisions: use the abort signal');
+      const reason = abortRefusal(req);
+      if (reason) throw refused(reason);
+    },
   });
 
   const deploys = new Deploys(input, release);
-  setHandler(canaryUpdate, (req) => deploys.canaryAction(req), {
-    validator: (req) => {
-      const c = status.canary;
-      if (!c || !['running', 'paused', 'awaiting-decision'].includes(c.state)) throw ApplicationFailure.nonRetryable('no canary analysis is running', ErrorTypes.InvalidInput);
-      if (!req || !['promote', 'skip', 'rollback'].includes(req.action)) throw ApplicationFailure.nonRetryable('action must be promote, skip or rollback', ErrorTypes.InvalidInput);
-      if (!req.by) throw ApplicationFailure.nonRetryable('by: who acts must be named', ErrorTypes.InvalidInput);
+  setHandler(
+    canaryUpdate,
+    (req) => {
+      const { who, claims } = decider(req.token, req.by);
+      const c = status.canary!;
+      return deploys.canaryAction({ ...req, by: who, ...(claims ? { reason: claims.note, environment: c.environment, step: c.step } : {}) });
     },
-  });
+    {
+      validator: (req) => {
+        const c = status.canary;
+        if (!c || !['running', 'paused', 'awaiting-decision'].includes(c.state)) throw ApplicationFailure.nonRetryable('no canary analysis is running', ErrorTypes.InvalidInput);
+        if (!req || !['promote', 'skip', 'rollback'].includes(req.action)) throw ApplicationFailure.nonRetryable('action must be promote, skip or rollback', ErrorTypes.InvalidInput);
+        if (!trust) {
+          if (!req.by) throw ApplicationFailure.nonRetryable('by: who acts must be named', ErrorTypes.InvalidInput);
+          return;
+        }
+        const claims = verified(req.token, { act: `canary:${req.action}` as DecisionAction, env: c.environment, dig: status.digest ?? 'none', step: c.step });
+        const policy = input.environments.find((e) => e.name === c.environment)?.approval;
+        // The environment's approvers steer its canary; without an approval policy, only the release's requester.
+        const allowed = policy ? isApprover(policy, claims.sub, vouchedGroups(claims)) : claims.sub === input.requester;
+        if (!allowed) throw refused(`${claims.sub} is not an approver for "${c.environment}" and may not steer its canary`);
+      },
+    },
+  );
   try {
     await pipeline.run(() => runPipeline(input, release, () => rejection, deploys));
     await deploys.unlockAll();
@@ -569,8 +720,10 @@ class Deploys {
     const target = env.deploy!.target;
     const c: CanaryStatus = { environment: env.name, state: 'running', step: 0, weight: 0, intervals: [] };
     this.release.status.canary = c;
+    // An action sent to an earlier environment's canary must not steer this one (it would promote with no analysis).
+    if (patched(CANARY_SCOPE_PATCH)) this.pending = undefined;
     const { pass, marginal } = plan.judge.thresholds;
-    const take = (action: CanaryActionRequest['action']) => this.pending?.action === action;
+    const take = (action: CanaryActionRequest['action']) => this.pending?.action === action && (this.pending.environment === undefined || this.pending.environment === env.name);
     const rolledBack = () => {
       const p = this.pending!;
       return ApplicationFailure.nonRetryable(`canary rolled back by ${p.by}${p.reason ? `: ${p.reason}` : ''}`, ErrorTypes.CanaryFailed, c);

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { JudgeConfig, JudgeResult } from './canary/judge';
+import type { AuthMethod, TrustAnchors } from './decision-token';
 import {
   digestSchema,
   gitShaSchema,
@@ -129,7 +130,7 @@ export const releaseInputSchema = z
   .refine((i) => Boolean(i.chart) || i.environments.every((e) => !e.deploy), { message: 'environments deploy with Helm, so the service needs a chart', path: ['chart'] });
 export type ReleaseInput = z.infer<typeof releaseInputSchema>;
 
-export type StageKind = 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'preflight' | 'chart' | 'deploy' | 'smoke' | 'rollback' | 'canary';
+export type StageKind = 'plan' | 'build' | 'scan' | 'push' | 'import' | 'approval' | 'promote' | 'preflight' | 'chart' | 'deploy' | 'smoke' | 'rollback' | 'canary';
 export type StageState = 'pending' | 'running' | 'waiting' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StageStatus {
@@ -150,6 +151,17 @@ export interface ApprovalRecord {
   decision: 'approved' | 'rejected';
   comment?: string;
   at: string;
+  /** How the identity was established: the token's issuer and method; absent on runs from before signed decisions. */
+  identity?: DecisionIdentity;
+}
+
+/** Who decided, as a verified token says: the issuer that signed, how it authenticated, the token's id. */
+export interface DecisionIdentity {
+  issuer: string;
+  method: AuthMethod;
+  /** True for the local stack's self-asserted identities (the CLI's own key): nobody checked who typed the command. */
+  selfAsserted: boolean;
+  tokenId: string;
 }
 
 export type ReleasePhase = 'running' | 'awaiting-approval' | 'succeeded' | 'failed' | 'rejected' | 'expired' | 'aborted';
@@ -159,6 +171,10 @@ export interface ReleaseStatus {
   service: string;
   version: string;
   requester: string;
+  /** How the requester was verified (absent on runs from before signed start requests). */
+  requesterIdentity?: DecisionIdentity;
+  /** Where the plan came from: the workers' configuration, and its digest (absent on older runs, whose input held it). */
+  plan?: { source: string; digest: string; trustedIssuers: { name: string; selfAsserted: boolean }[] };
   gitSha?: string;
   phase: ReleasePhase;
   /** The manifest digest every later stage works on; set by push or import. */
@@ -173,7 +189,7 @@ export interface ReleaseStatus {
   canary?: CanaryStatus;
   /** By environment: the Helm revision this release deployed and the one it replaced (what a rollback returns to). */
   deployments?: Record<string, DeploymentRecord>;
-  abort?: { reason: string; by: string; at: string };
+  abort?: { reason: string; by: string; at: string; identity?: DecisionIdentity };
   error?: string;
   startedAt: string;
   endedAt?: string;
@@ -197,7 +213,12 @@ export type { InboxEntry } from './inbox';
 
 // ---- message payloads ----
 
+/**
+ * An approve/reject request. With signed decisions (every new release) only `token` and `comment` count: identity,
+ * groups, environment and digest come from the verified token; the other fields, when given, must agree with it.
+ */
 export const approvalRequestSchema = z.strictObject({
+  token: z.string().max(8192).optional(),
   approver: identitySchema.optional(),
   /** Groups the caller's authentication vouches for (e.g. the UI's proxy headers); slipway.yaml's groups count too. */
   groups: z.array(nameSchema).max(100).optional(),
@@ -219,6 +240,30 @@ export interface ApprovalResponse {
 export interface AbortRequest {
   reason: string;
   by: string;
+  /** Signed decision token (act "abort"); required on releases started with signed decisions. */
+  token?: string;
+}
+
+/**
+ * What a start request may say: which release, and who asks — nothing about where it goes or who approves. The plan
+ * comes from the workers' configuration (resolveRelease); the requester is proven by a signed token (act "start").
+ */
+export interface StartRequest {
+  service: string;
+  version: string;
+  gitSha?: string;
+  image?: string;
+  requester: string;
+  requesterToken?: string;
+}
+export type ResolveReleaseInput = Omit<StartRequest, 'requesterToken'>;
+export interface ResolvedRelease {
+  plan: ReleaseInput;
+  /** sha256 of the plan's canonical JSON: what the status shows and an auditor can recompute. */
+  planDigest: string;
+  trust: TrustAnchors;
+  /** Where the workers read it (a file path). */
+  source: string;
 }
 
 // ---- activity contracts (inputs/results are checked with these schemas on the worker side) ----
@@ -244,6 +289,10 @@ export interface BuildImageResult {
   host: string;
   steps: number;
   durationMs: number;
+  /** The full commit built: the resolved gitSha (also the image's revision label), else the workspace's HEAD. */
+  revision?: string;
+  /** Set when no gitSha was given and the build read the workspace as it is: whether it had uncommitted changes. */
+  dirty?: boolean;
 }
 
 export const pushImageInputSchema = z.strictObject({ tag: imageRefSchema, registry: registryRefSchema });
@@ -474,4 +523,9 @@ export interface CanaryActionRequest {
   action: 'promote' | 'skip' | 'rollback';
   by: string;
   reason?: string;
+  /** Signed decision token (act "canary:<action>", bound to environment, digest and step). */
+  token?: string;
+  /** Set by the workflow when accepted: the canary this action belongs to. */
+  environment?: string;
+  step?: number;
 }

@@ -9,12 +9,11 @@ import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SlipwayActivities } from '../../activities/contract';
 import { ApprovalRefusedError, type SlipwayClient } from '../../client/client';
 import { hostQueue, releaseWorkflowId } from '../../workflows/queues';
 import { SA } from '../../workflows/search-attributes';
 import type { ReleaseInput } from '../../workflows/types';
-import { eventually, plan, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
+import { eventually, plan, type TestActivities, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 import { noopActivities } from '../../bench/noop-worker';
 
@@ -32,7 +31,7 @@ const calls: string[] = [];
 let buildGate: Promise<void> | undefined;
 let scannerBroken = false;
 
-const acts: SlipwayActivities = {
+const acts: TestActivities = {
   async buildImage(input) {
     calls.push(`build:${input.version}`);
     while (buildGate) {
