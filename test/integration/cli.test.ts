@@ -41,7 +41,7 @@ async function exists(workflowId: string): Promise<boolean> {
 
 test('start --wait-for approval, approve, wait: JSON on stdout, exit 0, progress on stderr', async () => {
   const version = uniqueVersion();
-  const started = await cli('release', 'start', '--service', 'delivery', '--version', version, '--git-sha', 'abcdef1', '--wait-for', 'approval', '--json');
+  const started = await cli('release', 'start', '--service', 'delivery', '--version', version, '--wait-for', 'approval', '--json');
   expect(started.code).toBe(0);
   expect(started.json).toMatchObject({ workflowId: releaseWorkflowId('delivery', version), attached: false, reached: true, status: { phase: 'awaiting-approval', digest: DIGEST } });
   expect(started.stderr).toMatch(/started release:delivery/);

@@ -75,10 +75,11 @@ test('build, push and promote the sample service: same digest in prod/, labels s
   expect(promote).toMatchObject({ method: 'oci-copy', blobsCopied: 0, bytesCopied: 0 });
   expect((promote.blobsMounted as number) + (promote.blobsSkipped as number)).toBeGreaterThanOrEqual(2);
 
+  // Built from the worktree (no gitSha): its HEAD and dirtiness are recorded, no revision label claims an exact commit.
+  expect(result.stages.find((s) => s.id === 'build')!.result).toMatchObject({ revision: expect.stringMatching(/^[0-9a-f]{40}$/), dirty: expect.any(Boolean) });
   const image = await docker.getImage(`127.0.0.1:5000/delivery:${input.version}`).inspect();
   expect(image.Config.Labels).toMatchObject({
     'org.opencontainers.image.version': input.version,
-    'org.opencontainers.image.revision': 'abcdef1',
     'org.opencontainers.image.source': 'https://example.com/slipway/delivery',
     'org.opencontainers.image.created': result.startedAt,
   });

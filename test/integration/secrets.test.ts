@@ -53,7 +53,7 @@ describe('a real release with deploys', () => {
     /(\n {2}qa:\n {4}registry: dev\n)/,
     '$1    scan: { failOn: critical }\n',
   );
-  const planned = () => planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot', gitSha: 'abcdef1' });
+  const planned = () => planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
 
   test('the secrets the check looks for are real: both registry logins and the kubeconfig credentials', () => {
     const secrets = stackSecrets();
