@@ -10,7 +10,11 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { identitySchema, nameSchema, parseDuration, type SlipwayConfig } from '../../workflows/config';
 import type { ApprovalRequest } from '../../workflows/types';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
-import { UsageError } from '../config';
+import { keyDirOf, UsageError } from '../config';
+import { edgeTokens } from '../identity/tokens';
+
+/** The issuer name the UI signs decisions as (slipway.yaml identity.issuers must list it). */
+export const UI_ISSUER = 'ui';
 import { ASSETS } from './assets';
 import { Authenticator, CSRF_COOKIE, isLoopback, SESSION_COOKIE, type Identity, type RequestLike } from './auth';
 import { cookiesOf, setCookie } from './cookies';
@@ -255,8 +259,12 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
     res.end();
   });
 
-  /** The one place the UI sends a decision (the lead adds the signed decision token here). */
-  const decide = (id: string, decision: 'approve' | 'reject', req: ApprovalRequest) => opts.slipway.decide(id, decision, req);
+  /**
+   * The one place the UI sends a decision: signed with the UI's own key (issuer "ui", pinned by the workers) for the
+   * person this request authenticated — the workflow believes only that token.
+   */
+  const uiTokens = edgeTokens(keyDirOf(opts.config), UI_ISSUER, local ? 'session' : 'proxy');
+  const decide = (id: string, decision: 'approve' | 'reject', req: ApprovalRequest) => opts.slipway.decide(id, decision, req, uiTokens);
 
   app.post('/releases/:id/decide', async (req, reply) => {
     const who = requireIdentity(req, reply);
