@@ -386,7 +386,7 @@ async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: Re
 /** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
 export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: { pointTimeoutMs?: number; releaseTimeoutMs?: number } = {}): Promise<ReleaseReport> {
   const ns = `chaos-${randomBytes(3).toString('hex')}`;
-  const input = planRelease(parseConfig(chaosConfigText(ctx.stack, ns)), { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot', gitSha: 'abcdef1' });
+  const input = planRelease(parseConfig(chaosConfigText(ctx.stack, ns)), { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot' });
   const env = workerEnv(ctx.stack);
   const logFile = join(ctx.workDir, `${ns}-workers.log`);
   const workers: WorkerProcess[] = [];

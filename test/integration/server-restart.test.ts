@@ -116,7 +116,7 @@ services:
       path: services/delivery/chart
       values: { replicaCount: 1, nodeSelector: { ${poolKey}: ready } }
 `;
-  const deploying = planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot', gitSha: 'abcdef1' });
+  const deploying = planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
   const b = await slipway.start(deploying);
   await waitFor('helm pending-install', async () => (await helmHistory('qa', ns)).some((h) => h.status === 'pending-install'), 180_000);
 
