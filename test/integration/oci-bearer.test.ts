@@ -18,6 +18,7 @@ import { ensureDocker, ensureRegistry, type RegistryEndpoint } from '../../clien
 import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { dockerFromEnv } from '../../workers/builder';
 import { ROOT, uniqueVersion } from '../helpers';
+import { clientFor, pushRandomImage, watchedFetch } from '../registry-images';
 
 const PORT = 5003;
 const TOKEN_REG = `127.0.0.1:${PORT}`;
@@ -136,4 +137,18 @@ test('wrong credentials for the token service fail with a clear, non-retryable e
     nonRetryable: true,
     message: expect.stringMatching(/token service .* answered 401/),
   });
+});
+
+test('under token auth the manifest is stored by digest and read back (pull scope) before the tag is written', async () => {
+  const version = uniqueVersion();
+  const src = await pushRandomImage(clientFor(basic, 'dev', { SLIPWAY_REGISTRY_DEV_USERNAME: basic.username, SLIPWAY_REGISTRY_DEV_PASSWORD: basic.password }), 'bearer-order', version);
+  const watch = watchedFetch();
+  const oci = new OciRegistry(credentials, watch.impl);
+  const tokenRef = { name: 'tokenreg', type: 'oci' as const, host: TOKEN_REG, insecure: true };
+  const devRef = { name: 'dev', type: 'oci' as const, host: basic.url, insecure: true };
+  await oci.copy({ source: `${basic.url}/bearer-order:${version}`, sourceRegistry: devRef, target: `${TOKEN_REG}/prod/order:${version}`, targetRegistry: tokenRef, expectDigest: src.digest }, () => undefined);
+  const writes = watch.log.filter((e) => e.path.startsWith('/v2/prod/order/manifests/') && e.status < 400).map((e) => `${e.method} ${e.path.split('/').pop()}`);
+  expect(writes).toEqual([`PUT ${src.digest}`, `HEAD ${src.digest}`, `PUT ${version}`]);
+  const check = new OciRegistryClient({ host: TOKEN_REG, name: 'tokenreg' }, credentials);
+  expect(await check.manifestDigest('prod/order', version)).toBe(src.digest);
 });
