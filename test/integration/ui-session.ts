@@ -1,6 +1,7 @@
 /** A browser-like session against the approvals UI over real HTTP: keeps cookies, reads CSRF tokens off pages. */
 import type { FastifyInstance } from 'fastify';
-import type { AddressInfo } from 'node:net';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket, type AddressInfo } from 'node:net';
 import type { SlipwayClient } from '../../client/client';
 import { SA } from '../../workflows/search-attributes';
 
@@ -86,4 +87,35 @@ export const wellFormedInbox = (digest: string) => ({
 export async function hasAcceptedUpdate(slipway: SlipwayClient, workflowId: string): Promise<boolean> {
   const history = await slipway.client.workflow.getHandle(workflowId).fetchHistory();
   return (history.events ?? []).some((e) => Boolean(e.workflowExecutionUpdateAcceptedEventAttributes));
+}
+
+/**
+ * One request as if from `remoteAddress` (no network: a socket that only records what is written), for peers that
+ * cannot be produced over loopback. Fastify's inject cannot be used: it loads an ESM-only cookie parser jest's VM rejects.
+ */
+export function requestFrom(app: FastifyInstance, remoteAddress: string, method: string, url: string): Promise<{ statusCode: number; body: string }> {
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    Object.defineProperty(socket, 'remoteAddress', { value: remoteAddress });
+    const chunks: Buffer[] = [];
+    socket.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      chunks.push(Buffer.from(chunk));
+      const cb = rest.find((r) => typeof r === 'function') as (() => void) | undefined;
+      cb?.();
+      return true;
+    }) as typeof socket.write;
+    const req = new IncomingMessage(socket);
+    req.method = method;
+    req.url = url;
+    req.headers = { host: 'ui.example', accept: 'text/html' };
+    req.push(null);
+    const res = new ServerResponse(req);
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      const raw = Buffer.concat(chunks).toString();
+      const [head, ...body] = raw.split('\r\n\r\n');
+      resolve({ statusCode: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body: body.join('\r\n\r\n') });
+    });
+    app.server.emit('request', req, res);
+  });
 }

@@ -3,12 +3,16 @@
  * sign-in, CSRF, decisions through the Updates, and proxy identity believed only from the proxy's address.
  */
 import type { FastifyInstance } from 'fastify';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { noopActivities } from '../../bench/noop-worker';
+import { main } from '../../client/cli';
 import { parseConfig } from '../../client/config';
 import { buildUiServer } from '../../client/ui/server';
-import type { SlipwayClient } from '../../client/client';
+import { SlipwayClient } from '../../client/client';
 import { eventually, plan, sampleConfigText, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
-import { Session } from './ui-session';
+import { Session, startForgedRelease, wellFormedInbox } from './ui-session';
 
 const NS = 'slipway-ui';
 const DIGEST = `sha256:${'f'.repeat(64)}`;
@@ -18,8 +22,10 @@ const LOCAL = configText('{ auth: { mode: local, users: [alice, carol, mallory] 
 
 let harness: Harness;
 let slipway: SlipwayClient;
+let dir: string;
 
 beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'slipway-ui-'));
   harness = await startHarness(NS, noopActivities(DIGEST, 'ui-host'), 'ui-host');
   slipway = harness.slipway;
   await terminateRunning(slipway, 'ui tests start from an empty inbox');
@@ -27,6 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await terminateRunning(slipway, 'ui tests clean up after themselves');
   await harness.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function awaiting(opts: { service?: string; requester?: string } = {}): Promise<string> {
@@ -177,5 +184,84 @@ describe('proxy mode', () => {
     expect(JSON.parse(refused.body).message).toMatch(/yann is not an approver/);
     await slipway.abort(id2, 'cleanup', 'test');
     await app.close();
+  });
+});
+
+describe('hardening (issue 10)', () => {
+  test('the inbox lists only releases on the trusted queue with a well-formed memo', async () => {
+    const app = await listen(await buildUiServer({ slipway, config: parseConfig(LOCAL), namespace: NS, secret: Buffer.alloc(32, 1) }));
+    const real = await awaiting();
+    // Look-alikes: one on an untrusted queue with a memo that passes the schema, one whose memo does not.
+    const forged = await startForgedRelease(slipway, { version: uniqueVersion(), inbox: wellFormedInbox(DIGEST) });
+    const malformed = await startForgedRelease(slipway, { version: uniqueVersion(), inbox: { ...wellFormedInbox(DIGEST), received: '<img src=x onerror=alert(1)>' } });
+    // A client that trusts the look-alikes' queue sees both in visibility, but only the well-formed memo parses.
+    const untrusted = new SlipwayClient(slipway.client, 'untrusted-ci-queue');
+    const seen = await eventually(async () => {
+      const rows = await untrusted.list({ awaitingApproval: true });
+      return rows.some((r) => r.workflowId === forged) && rows.some((r) => r.workflowId === malformed) && rows;
+    });
+    expect(seen.find((r) => r.workflowId === forged)?.inbox).toMatchObject({ environment: 'prod', received: 0 });
+    expect(seen.find((r) => r.workflowId === malformed)?.inbox).toBeUndefined();
+
+    const s = new Session(app);
+    await s.signIn('alice');
+    const ids = await eventually(async () => {
+      const list = (JSON.parse((await s.request('GET', '/', undefined, 'application/json')).body) as { workflowId: string }[]).map((r) => r.workflowId);
+      return list.includes(real) && list;
+    });
+    expect(ids).not.toContain(forged);
+    expect(ids).not.toContain(malformed);
+    for (const id of [forged, malformed, real]) await slipway.client.workflow.getHandle(id).terminate('test done');
+    await app.close();
+  });
+
+  test("CSP without 'unsafe-inline'; the script and stylesheet are static files with long-cache headers", async () => {
+    const app = await listen(await buildUiServer({ slipway, config: parseConfig(LOCAL), namespace: NS, secret: Buffer.alloc(32, 1) }));
+    const s = new Session(app);
+    const page = await s.request('GET', '/login');
+    expect(page.headers['content-security-policy']).toMatch(/script-src 'self'; style-src 'self'/);
+    expect(page.headers['content-security-policy']).not.toContain('unsafe-inline');
+    expect(page.body).not.toMatch(/<script>|<style>|style="/);
+    const cssUrl = /<link rel="stylesheet" href="([^"]+)">/.exec(page.body)![1];
+    const css = await s.request('GET', cssUrl);
+    expect([css.statusCode, css.headers['content-type'], css.headers['cache-control']]).toEqual([200, 'text/css; charset=utf-8', 'public, max-age=31536000, immutable']);
+    const js = await s.request('GET', '/static/release.js');
+    expect([js.statusCode, js.headers['content-type']]).toEqual([200, 'text/javascript; charset=utf-8']);
+    expect(js.body).toContain('new EventSource');
+    await app.close();
+  });
+
+  test('the session secret is created 0600 in a 0700 directory and survives a restart; the cookie expires', async () => {
+    const secretFile = join(dir, 'ui', 'session-secret');
+    const config = parseConfig(configText(`{ auth: { mode: local, users: [alice] }, session: { maxAge: 2h, secretFile: "${secretFile}" } }`));
+    const first = await listen(await buildUiServer({ slipway, config, namespace: NS }));
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'ui')).mode & 0o777).toBe(0o700);
+    const s = new Session(first);
+    const page = await s.request('GET', '/login');
+    const login = await s.request('POST', '/login', { _csrf: s.csrfFrom(page.body), user: 'alice' });
+    expect(login.headers['set-cookie']).toMatch(/slipway_session=alice\.\d+\.[\w-]{12}\.[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=7200/);
+    const expires = Number(/alice\.(\d+)\./.exec(s.cookies.slipway_session)![1]);
+    expect(Math.abs(expires - (Date.now() / 1000 + 7200))).toBeLessThan(60);
+    await first.close();
+    // A restarted UI reads the same secret: alice is still signed in.
+    const second = await listen(await buildUiServer({ slipway, config, namespace: NS }));
+    const again = Object.assign(new Session(second), { cookies: s.cookies });
+    expect((await again.request('GET', '/')).statusCode).toBe(200);
+    await second.close();
+  });
+
+  test('slipway ui: local mode on a non-loopback address is refused before connecting, naming the field and the flag', async () => {
+    const file = join(dir, 'slipway.yaml');
+    writeFileSync(file, configText('{ auth: { mode: local, users: [alice] } }'));
+    const errors: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      expect(await main(['--config', file, '--address', '127.0.0.1:1', 'ui', '--host', '0.0.0.0', '--port', '0'])).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errors.join('')).toMatch(/ui\.auth\.mode: local .*--host 0\.0\.0\.0 is not a loopback address/);
   });
 });
