@@ -104,13 +104,13 @@ export async function connectClient(namespace: string): Promise<{ client: Client
 }
 
 /** Workers for all three queues of one (fake or real) host, sharing the suite's pre-built workflow bundle. */
-/** Test activities may leave out the plan activity: the tests' one is added. */
+/** Test activities may leave out the plan activity: the tests' one (the plans the tests built) is always used. */
 export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial<Pick<SlipwayActivities, 'resolveRelease'>>;
 
 export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host'): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   quietRuntime();
   const connection = await NativeConnection.connect({ address: testStack().temporal });
-  const common = { connection, namespace, activities: { ...testPlanActivities(), ...acts } as SlipwayActivities };
+  const common = { connection, namespace, activities: { ...acts, ...testPlanActivities() } as SlipwayActivities };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: testStack().bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),

@@ -10,6 +10,8 @@ import { Worker } from '@temporalio/worker';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApprovalRefusedError, type SlipwayClient } from '../../client/client';
+import { defaultKeyDir } from '../../client/identity/keys';
+import { edgeTokens } from '../../client/identity/tokens';
 import { hostQueue, releaseWorkflowId } from '../../workflows/queues';
 import { SA } from '../../workflows/search-attributes';
 import type { ReleaseInput } from '../../workflows/types';
@@ -112,7 +114,7 @@ test('happy path: build → push → approval → promote by digest, with status
 
   const result = await slipway.result(id);
   expect(result.phase).toBe('succeeded');
-  expect(result.stages.map((s) => `${s.id}=${s.state}`)).toEqual(['build=succeeded', 'push=succeeded', 'approval:prod=succeeded', 'promote:prod=succeeded']);
+  expect(result.stages.map((s) => `${s.id}=${s.state}`)).toEqual(['plan=succeeded', 'build=succeeded', 'push=succeeded', 'approval:prod=succeeded', 'promote:prod=succeeded']);
   for (const s of result.stages) expect(Date.parse(s.endedAt!)).toBeGreaterThanOrEqual(Date.parse(s.startedAt!));
   expect(result.approvals).toEqual([expect.objectContaining({ environment: 'prod', approver: 'alice', decision: 'approved', comment: 'QA is green' })]);
   expect(result.references.prod).toBe(`127.0.0.1:5000/prod/delivery:${input.version}`);
@@ -149,11 +151,11 @@ test('refused approvals give their reason and leave no event in the history', as
   buildGate = undefined;
   await slipway.waitFor(id, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
 
-  await refused({}, /an identity is required/);
-  await refused({ approver: '' } as any, /an identity is required|approver/);
+  await refused({}, /token is required/);
+  await refused({ approver: '' } as any, /token is required|approver/);
   await refused({ approver: 'mallory' }, /mallory is not an approver for "prod"/);
   await refused({ approver: 'dave' }, /dave requested this release and the "prod" policy forbids/);
-  await refused({ approver: 'alice', digest: `sha256:${'b'.repeat(64)}` }, /digest mismatch/);
+  await refused({ approver: 'alice', digest: `sha256:${'b'.repeat(64)}` }, /digest mismatch|issued for digest/);
   await refused({ approver: 'alice', environment: 'qa' }, /awaits approval for "prod", not "qa"/);
 
   const first = await slipway.decide(id, 'approve', { approver: 'alice', comment: 'one' });
@@ -161,8 +163,10 @@ test('refused approvals give their reason and leave no event in the history', as
   await refused({ approver: 'alice' }, /alice has already approved/);
   expect((await slipway.status(id)).phase).toBe('awaiting-approval');
 
-  // A group asserted by an authenticated caller counts (the UI's proxy headers).
-  const second = await slipway.decide(id, 'approve', { approver: 'erin', groups: ['release-managers'], comment: 'two' });
+  // A group an authenticating edge vouches for counts (the UI's proxy headers, signed by the UI's key); the same
+  // groups in a self-asserted (local) token would not.
+  await refused({ approver: 'erin', groups: ['release-managers'] }, /erin is not an approver/);
+  const second = await slipway.decide(id, 'approve', { approver: 'erin', groups: ['release-managers'], comment: 'two' }, edgeTokens(defaultKeyDir(), 'ui', 'proxy'));
   expect(second).toMatchObject({ received: 2, required: 2, complete: true });
 
   const result = await slipway.result(id);
@@ -210,10 +214,10 @@ test('abort during the build cancels the running activity', async () => {
   try {
     const { workflowId: id } = await slipway.start(plan());
     await eventually(async () => (await slipway.status(id)).stages[0].state === 'running');
-    await slipway.abort(id, 'stop', 'sre');
+    await slipway.abort(id, 'stop', 'alice');
     const status = await slipway.result(id);
     expect(status.phase).toBe('aborted');
-    expect(status.stages.map((s) => s.state)).toEqual(['cancelled', 'skipped', 'skipped', 'skipped']);
+    expect(status.stages.map((s) => s.state)).toEqual(['succeeded', 'cancelled', 'skipped', 'skipped', 'skipped']);
   } finally {
     buildGate = undefined;
   }
@@ -252,7 +256,7 @@ test('a release from an existing image skips the build and imports it', async ()
   const input = plan({ image: `127.0.0.1:5000/delivery@${DIGEST}` });
   const id = await startAndAwaitApproval(input);
   const status = await slipway.status(id);
-  expect(status.stages.map((s) => s.id)).toEqual(['import', 'approval:prod', 'promote:prod']);
+  expect(status.stages.map((s) => s.id)).toEqual(['plan', 'import', 'approval:prod', 'promote:prod']);
   expect(calls).not.toContain(`build:${input.version}`);
   await slipway.decide(id, 'approve', { approver: 'alice' });
   expect((await slipway.result(id)).digest).toBe(DIGEST);
@@ -266,7 +270,7 @@ test('a broken scanner fails the release before the push; nothing is pushed', as
     const status = await slipway.result(workflowId);
     expect(status.phase).toBe('failed');
     expect(status.error).toMatch(/trivy not found/);
-    expect(status.stages.map((s) => `${s.id}=${s.state}`)).toEqual(['build=succeeded', 'scan=failed', 'push=skipped', 'approval:prod=skipped', 'promote:prod=skipped']);
+    expect(status.stages.map((s) => `${s.id}=${s.state}`)).toEqual(['plan=succeeded', 'build=succeeded', 'scan=failed', 'push=skipped', 'approval:prod=skipped', 'promote:prod=skipped']);
     expect(calls.some((c) => c.startsWith('push:') && c.includes(input.version))).toBe(false);
     expect((await failureOf(workflowId)).type).toBe('ScannerUnavailableError');
   } finally {
