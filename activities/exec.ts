@@ -91,6 +91,27 @@ export function tickInterval(): number {
   return hbTimeout ? Math.min(5_000, Math.max(100, Math.floor(hbTimeout / 3))) : 5_000;
 }
 
+/**
+ * Process groups still running. A tool in a group of its own no longer gets the terminal's Ctrl-C with the worker,
+ * so when the worker process exits, whatever is left is ended with it (a SIGKILLed worker cannot do this).
+ */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+function track(pid: number): void {
+  liveGroups.add(pid);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const g of liveGroups) {
+      try {
+        process.kill(-g, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+}
+
 export function runTool(binary: string, args: string[], opts: ToolOptions): Promise<ToolRun> {
   const ctx = activityContext();
   const abort = opts.signal ?? ctx?.cancellationSignal;
@@ -111,6 +132,7 @@ export function runTool(binary: string, args: string[], opts: ToolOptions): Prom
 
     // detached: the tool leads a new process group, so -pid reaches it and everything it started.
     const child = spawn(binary, args, { env: opts.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid) track(child.pid);
     const killGroup = (sig: NodeJS.Signals) => {
       if (!child.pid) return;
       try {
@@ -141,6 +163,7 @@ export function runTool(binary: string, args: string[], opts: ToolOptions): Prom
     const finish = () => {
       if (settled) return;
       settled = true;
+      if (child.pid) liveGroups.delete(child.pid);
       clearInterval(ticker);
       timers.forEach(clearTimeout);
       abort?.removeEventListener('abort', onAbort);
