@@ -18,6 +18,7 @@ export interface DeployConfigOptions {
   qaContext?: string;
   /** YAML for prod's `canary:` section (indented by the caller's flow style, e.g. "{ … }"). */
   prodCanary?: string;
+  qaCanary?: string;
 }
 
 /** Two environments on two clusters: QA (no approval) and prod (approval, `prod/` images). */
@@ -32,7 +33,8 @@ environments:
     kubeContext: ${o.qaContext ?? ctx.qa}
     namespace: ${o.ns}-qa
     deploy: ${o.qaDeploy ?? '{ timeout: 60s, smoke: [ { type: rollout }, { type: helm-test, timeout: 60s } ] }'}
-  prod:
+${o.qaCanary ? `    canary: ${o.qaCanary}
+` : ''}  prod:
     registry: dev
     imagePrefix: prod/
     kubeContext: ${ctx.prod}

@@ -125,7 +125,7 @@ test('from the browser: a POST without the CSRF token and an unauthenticated POS
   const anonymous = await (await browser.newContext()).request.post(url, { form: { decision: 'approve' }, headers: { accept: 'application/json' } });
   expect(anonymous.status()).toBe(401);
   expect((await slipway.status(workflowId)).phase).toBe('awaiting-approval');
-  await slipway.abort(workflowId, 'cleanup', 'test');
+  await slipway.abort(workflowId, 'cleanup', 'alice');
 }, 60_000);
 
 // ---- XSS (issue 10, item 1) ----

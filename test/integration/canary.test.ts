@@ -189,7 +189,7 @@ test('an abort in the middle of the analysis rolls the canary back', async () =>
   await runTrack('canary', localTag(waiting));
   await slipway.decide(workflowId, 'approve', { approver: 'alice' });
   await eventually(async () => ((await slipway.status(workflowId)).canary?.intervals.length ?? 0) >= 1, 120_000);
-  await slipway.abort(workflowId, 'wrong build', 'oncall');
+  await slipway.abort(workflowId, 'wrong build', 'ci-bot');
   const { type, status } = await outcomeOf(slipway, workflowId);
   expect(type).toBe('ReleaseAbortedError');
   expect(status.canary?.state).toBe('rolled-back');

@@ -217,7 +217,7 @@ describe('one release per service per environment', () => {
     const history = await helmHistory('qa', `${ns}-qa`);
     expect(history.map((h) => h.revision)).toEqual([1, 2]);
     expect(Date.parse(history[1].updated)).toBeGreaterThanOrEqual(Date.parse(stageOf(firstIn, 'smoke:qa')!.endedAt!));
-    for (const id of [a.workflowId, b.workflowId]) await slipway.abort(id, 'test done', 'test');
+    for (const id of [a.workflowId, b.workflowId]) await slipway.abort(id, 'test done', 'alice');
   }, 300_000);
 
   test('with whenBusy: refuse, the second release is refused before it deploys anything', async () => {
@@ -237,7 +237,7 @@ describe('one release per service per environment', () => {
     expect(stageOf(sb, 'rollback:qa')).toBeUndefined();
     await toApproval(a.workflowId);
     expect((await helmHistory('qa', `${ns}-qa`)).map((h) => h.revision)).toEqual([1]);
-    await slipway.abort(a.workflowId, 'test done', 'test');
+    await slipway.abort(a.workflowId, 'test done', 'alice');
   }, 300_000);
 });
 

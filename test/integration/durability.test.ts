@@ -148,6 +148,6 @@ test('kill -9 during helm upgrade --wait: the new worker finishes the deploy wit
   expect(scheduled).toHaveLength(1);
   const attempt = history.events!.find((e) => e.activityTaskStartedEventAttributes && String(e.activityTaskStartedEventAttributes.scheduledEventId) === String(scheduled[0].eventId));
   expect(Number(attempt!.activityTaskStartedEventAttributes!.attempt)).toBeGreaterThanOrEqual(2);
-  await slipway.abort(workflowId, 'test done', 'test');
+  await slipway.abort(workflowId, 'test done', 'alice');
 }, 420_000);
 

@@ -90,7 +90,7 @@ test('an allowlisted CVE passes until its expiry date and fails after it; the st
   const passed = await slipway.waitFor(ok.workflowId, 'approval', { timeoutMs: 120_000 });
   expect(passed.reached).toBe(true);
   expect(stage(passed.status, 'scan').result).toMatchObject({ verdict: 'pass', allowed: [{ id: 'CVE-2021-23337', pkg: 'lodash', expires: '2099-01-01' }], counts: { HIGH: 1, MEDIUM: 1 } });
-  await slipway.abort(ok.workflowId, 'done with this one', 'test');
+  await slipway.abort(ok.workflowId, 'done with this one', 'alice');
 
   const expired = await slipway.start(release('allowlisted', { qaScan: allow('2020-01-01') }));
   const result = await slipway.result(expired.workflowId);
@@ -103,7 +103,7 @@ test('onlyFixed ignores findings without a fix, and says how many', async () => 
   const { workflowId } = await slipway.start(release('nofix', { qaScan: '{ failOn: critical, onlyFixed: true }' }));
   const passed = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 120_000 });
   expect(stage(passed.status, 'scan').result).toMatchObject({ verdict: 'pass', ignoredUnfixed: 1, counts: { CRITICAL: 1 } });
-  await slipway.abort(workflowId, 'done', 'test');
+  await slipway.abort(workflowId, 'done', 'alice');
   const strict = await slipway.start(release('nofix', { qaScan: '{ failOn: critical }' }));
   const failed = await slipway.result(strict.workflowId);
   expect(failed.error).toMatch(/GHSA-slip-test-nofx in event-stream 3\.3\.6 \(no fix\) \[CRITICAL\]/);
@@ -137,7 +137,7 @@ test('a scan older than the production policy allows is repeated, on the registr
 test('a release from an existing image is scanned in its registry, then exactly that digest is imported', async () => {
   const built = await slipway.start(release('clean', { qaScan: '{ failOn: high }' }));
   const first = await slipway.waitFor(built.workflowId, 'approval', { timeoutMs: 120_000 });
-  await slipway.abort(built.workflowId, 'only needed its image', 'test');
+  await slipway.abort(built.workflowId, 'only needed its image', 'alice');
   const source = first.status.references.qa;
   const input = plan({ service: 'clean', image: source.replace(/@.*/, `:${first.status.version}`), config: sampleConfigText({ qaScan: '{ failOn: high }' }) });
   const { workflowId } = await slipway.start(input);
@@ -146,7 +146,7 @@ test('a release from an existing image is scanned in its registry, then exactly 
   expect(status.error).toBeUndefined();
   expect(stage(status, 'scan').result).toMatchObject({ verdict: 'pass', digest: first.status.digest });
   expect(status.digest).toBe(first.status.digest);
-  await slipway.abort(workflowId, 'done', 'test');
+  await slipway.abort(workflowId, 'done', 'alice');
 }, 180_000);
 
 describe('a broken scanner never passes the gate', () => {

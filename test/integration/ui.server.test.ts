@@ -137,7 +137,7 @@ describe('local mode', () => {
     const get = await s.request('GET', `/releases/${encodeURIComponent(id)}/decide?decision=approve`);
     expect(get.statusCode).toBe(404);
     expect((await slipway.status(id)).phase).toBe('awaiting-approval');
-    await slipway.abort(id, 'cleanup', 'test');
+    await slipway.abort(id, 'cleanup', 'alice');
   });
 
   test('a mismatching digest from the page is refused', async () => {
@@ -148,7 +148,7 @@ describe('local mode', () => {
     const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', digest: `sha256:${'0'.repeat(64)}`, environment: 'prod', _csrf: s.csrfFrom(page.body) }, 'application/json');
     expect(res.statusCode).toBe(409);
     expect(JSON.parse(res.body).message).toMatch(/digest mismatch/);
-    await slipway.abort(id, 'cleanup', 'test');
+    await slipway.abort(id, 'cleanup', 'alice');
   });
 });
 
@@ -182,7 +182,7 @@ describe('proxy mode', () => {
     const refused = await noGroups.request('POST', `/releases/${encodeURIComponent(id2)}/decide`, { decision: 'approve', environment: 'prod', _csrf: noGroups.csrfFrom(p2.body) }, 'application/json');
     expect(refused.statusCode).toBe(409);
     expect(JSON.parse(refused.body).message).toMatch(/yann is not an approver/);
-    await slipway.abort(id2, 'cleanup', 'test');
+    await slipway.abort(id2, 'cleanup', 'alice');
     await app.close();
   });
 });

@@ -124,20 +124,43 @@ test('an inconclusive canary waits for a person; operators can promote it', asyn
     return s.canary?.state === 'awaiting-decision' ? s : undefined;
   });
   expect(waiting.canary!.intervals.at(-1)).toMatchObject({ result: 'Marginal' });
-  await expect(slipway.canary(id, { action: 'promote', by: '' })).rejects.toThrow(/who acts must be named/);
-  await slipway.canary(id, { action: 'promote', by: 'oncall', reason: 'latency within SLO' });
+  await expect(slipway.canary(id, { action: 'promote', by: '' })).rejects.toThrow(/who acts must be named|malformed/);
+  // Only the environment's approvers steer its canary.
+  await expect(slipway.canary(id, { action: 'promote', by: 'oncall' })).rejects.toThrow(/oncall is not an approver for "prod"/);
+  await slipway.canary(id, { action: 'promote', by: 'alice', reason: 'latency within SLO' });
   const { status } = await outcomeOf(slipway, id);
   expect(status.phase).toBe('succeeded');
-  expect(status.canary).toMatchObject({ state: 'promoted', decision: { action: 'promote', by: 'oncall', reason: 'latency within SLO' } });
+  expect(status.canary).toMatchObject({ state: 'promoted', decision: { action: 'promote', by: 'alice', reason: 'latency within SLO' } });
+}, 60_000);
+
+test('an operator action is scoped to its environment: a promote sent to QA\'s canary does not promote production\'s', async () => {
+  const text = deployConfigText({
+    ns: 'cw',
+    approval: '{ approvers: [alice], timeout: 1h }',
+    qaCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps: '[ { setWeight: 20 }, { pause: {} } ]' }),
+    prodCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps: STEPS }),
+  });
+  const { workflowId: id } = await slipway.start(planRelease(parseConfig(text), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' }));
+  await eventually(async () => (await slipway.status(id)).canary?.state === 'paused');
+  // QA has no approval policy: its requester steers its canary.
+  await slipway.canary(id, { action: 'promote', by: 'ci-bot', reason: 'qa looks fine' });
+  await slipway.waitFor(id, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
+  await slipway.decide(id, 'approve', { approver: 'alice' });
+  const { status } = await outcomeOf(slipway, id);
+  expect(status.phase).toBe('succeeded');
+  // Before the fix the QA promote was still pending and production's canary was promoted with no analysis at all.
+  expect(status.canary).toMatchObject({ environment: 'prod', state: 'promoted' });
+  expect(status.canary!.decision).toBeUndefined();
+  expect(status.canary!.intervals.length).toBeGreaterThanOrEqual(2);
 }, 60_000);
 
 test('an operator rolls a running canary back during an open-ended pause', async () => {
   const id = await approved('[ { setWeight: 10 }, { analysis: { duration: 1s, interval: 1s } }, { pause: {} } ]');
   await eventually(async () => (await slipway.status(id)).canary?.state === 'paused');
-  await slipway.canary(id, { action: 'rollback', by: 'oncall', reason: 'customer reports' });
+  await slipway.canary(id, { action: 'rollback', by: 'alice', reason: 'customer reports' });
   const { type, status } = await outcomeOf(slipway, id);
   expect(type).toBe('CanaryFailedError');
-  expect(status.error).toContain('canary rolled back by oncall: customer reports');
+  expect(status.error).toContain('canary rolled back by alice: customer reports');
   expect(calls.at(-1)).not.toBe('helm:prod');
   expect(calls).toContain('remove');
 }, 60_000);
