@@ -15,6 +15,7 @@ import type { ReleaseStatus } from '../workflows/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
 import { checkChart, keyDirOf, loadConfig, planRelease, UsageError } from './config';
 import { localTokens, type DecisionTokens } from './identity/tokens';
+import { ExchangeTokens } from './identity/exchange';
 import { renderStatus } from './render';
 import { temporalSettings } from '../workers/connection';
 
@@ -69,7 +70,8 @@ function releaseId(id: string | undefined, o: { service?: string; version?: stri
 /**
  * How this CLI proves who it acts for. On the local stack (slipway.yaml `identity.local: true`) it signs with the
  * machine's local key: self-asserted, and the status says so. Elsewhere decisions come from an edge that
- * authenticated the person (the approvals UI); the CLI then has no key and the workflow refuses unsigned decisions.
+ * authenticated the person: with SLIPWAY_EDGE_URL the CLI exchanges the CI job's OIDC token there; without either
+ * it has no key and the workflow refuses its unsigned decisions.
  */
 function tokensFor(configFile: string): DecisionTokens | undefined {
   let cfg: ReturnType<typeof loadConfig>;
@@ -78,6 +80,8 @@ function tokensFor(configFile: string): DecisionTokens | undefined {
   } catch {
     return undefined;
   }
+  // CI: the pipeline's OIDC identity, exchanged at the approvals UI for a decision token.
+  if (process.env.SLIPWAY_EDGE_URL) return new ExchangeTokens(process.env.SLIPWAY_EDGE_URL);
   return cfg.identity?.local ? localTokens(keyDirOf(cfg)) : undefined;
 }
 

@@ -10,6 +10,7 @@ import {
 import { ErrorTypes } from '../workflows/errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import type { DecisionTokens } from './identity/tokens';
+import { readClaims } from '../workflows/decision-token';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
 import { parseInboxEntry } from '../workflows/inbox';
@@ -70,10 +71,12 @@ export class SlipwayClient {
   async start(req: StartRequest): Promise<StartResult> {
     const workflowId = releaseWorkflowId(req.service, req.version);
     const requesterToken = req.requesterToken ?? (await this.tokens?.token({ sub: req.requester, rel: workflowId, act: 'start' }));
+    // Behind a token exchange the requester is whoever the CI identity says, not what the caller typed.
+    const requester = readClaims(requesterToken)?.sub ?? req.requester;
     const input: StartRequest = {
       service: req.service,
       version: req.version,
-      requester: req.requester,
+      requester,
       ...(req.gitSha ? { gitSha: req.gitSha } : {}),
       ...(req.image ? { image: req.image } : {}),
       ...(requesterToken ? { requesterToken } : {}),
@@ -88,7 +91,7 @@ export class SlipwayClient {
         typedSearchAttributes: [
           { key: SA.service, value: input.service },
           { key: SA.version, value: input.version },
-          { key: SA.requester, value: input.requester },
+          { key: SA.requester, value: requester },
           { key: SA.stage, value: 'queued' },
           { key: SA.awaitingApproval, value: '' },
         ],

@@ -331,6 +331,26 @@ export const uiConfigSchema = z.strictObject({
     .default({ maxAge: '8h' }),
   // Origins (scheme://host[:port]) besides the request's own Host that may POST, e.g. the proxy's public URL.
   allowedOrigins: z.array(z.string().regex(/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/, 'must be an origin such as https://slipway.example.com')).default([]),
+  /**
+   * CI identities the UI's token exchange (POST /api/decision-tokens) believes: OIDC identity tokens from these
+   * issuers (GitHub Actions, Azure Pipelines, …), checked against their keys (JWKS), audience and lifetime.
+   */
+  oidc: z
+    .array(
+      z
+        .strictObject({
+          issuer: z.string().url('must be the issuer URL exactly as the tokens\' iss claim says'),
+          audience: z.string().min(1).max(256),
+          jwksUrl: z.string().url('must be a URL').optional(),
+          jwksFile: z.string().min(1).max(1024).optional(),
+          // Which claim names the person or pipeline: GitHub's `actor`, Azure's `sub`, …
+          subjectClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a claim name').default('sub'),
+          groupsClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a claim name').optional(),
+        })
+        .refine((o) => Boolean(o.jwksUrl) !== Boolean(o.jwksFile), 'give exactly one of jwksUrl and jwksFile'),
+    )
+    .max(8)
+    .default([]),
 });
 export type UiConfig = z.infer<typeof uiConfigSchema>;
 

@@ -12,6 +12,7 @@ import type { ApprovalRequest } from '../../workflows/types';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
 import { keyDirOf, UsageError } from '../config';
 import { edgeTokens } from '../identity/tokens';
+import { registerTokenExchange } from './token-exchange';
 
 /** The issuer name the UI signs decisions as (slipway.yaml identity.issuers must list it). */
 export const UI_ISSUER = 'ui';
@@ -265,6 +266,8 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
    */
   const uiTokens = edgeTokens(keyDirOf(opts.config), UI_ISSUER, local ? 'session' : 'proxy');
   const decide = (id: string, decision: 'approve' | 'reject', req: ApprovalRequest) => opts.slipway.decide(id, decision, req, uiTokens);
+  // CI pipelines exchange their OIDC identity token here for a decision token (slipway.yaml ui.oidc).
+  if (opts.config.ui?.oidc.length) registerTokenExchange(app, { issuers: opts.config.ui.oidc, tokens: edgeTokens(keyDirOf(opts.config), UI_ISSUER, 'oidc') });
 
   app.post('/releases/:id/decide', async (req, reply) => {
     const who = requireIdentity(req, reply);
