@@ -1,8 +1,9 @@
 /** Human-readable status for the terminal. */
-import type { ReleaseStatus } from '../workflows/types';
+import type { DecisionIdentity, ReleaseStatus } from '../workflows/types';
 
 export function renderStatus(s: ReleaseStatus): string {
-  const lines = [`${s.service} ${s.version} — ${s.phase}${s.digest ? ` — ${s.digest}` : ''}`, `requested by ${s.requester} at ${s.startedAt}`];
+  const lines = [`${s.service} ${s.version} — ${s.phase}${s.digest ? ` — ${s.digest}` : ''}`, `requested by ${s.requester}${verifiedBy(s.requesterIdentity)} at ${s.startedAt}`];
+  if (s.plan) lines.push(`plan ${s.plan.digest} from ${s.plan.source} (trusted issuers: ${s.plan.trustedIssuers.map((i) => `${i.name}${i.selfAsserted ? ' [self-asserted]' : ''}`).join(', ') || 'none'})`);
   for (const st of s.stages) {
     const took = st.startedAt && st.endedAt ? ` (${((Date.parse(st.endedAt) - Date.parse(st.startedAt)) / 1000).toFixed(1)}s)` : '';
     const summary = typeof st.result?.summary === 'string' ? ` — ${st.result.summary}` : '';
@@ -12,11 +13,17 @@ export function renderStatus(s: ReleaseStatus): string {
     const a = s.awaitingApproval;
     lines.push(`awaiting approval for ${a.environment}: ${a.received}/${a.required} from ${a.approvers.join(', ')} until ${a.deadline}`);
   }
-  for (const a of s.approvals) lines.push(`  ${a.decision} by ${a.approver} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
+  for (const a of s.approvals) lines.push(`  ${a.decision} by ${a.approver}${verifiedBy(a.identity)} at ${a.at}${a.comment ? `: ${a.comment}` : ''}`);
   for (const [env, ref] of Object.entries(s.references)) lines.push(`  ${env}: ${ref}`);
   for (const [env, d] of Object.entries(s.deployments ?? {})) {
     lines.push(`  ${env}: helm ${d.release} in ${d.context}/${d.namespace} revision ${d.revision ?? '?'} (was ${d.previousRevision || 'not installed'}) — ${d.state}`);
   }
   if (s.error) lines.push(`error: ${s.error}`);
   return lines.join('\n');
+}
+
+/** How an identity was established, as the status says: a signed edge, or self-asserted (local stack only). */
+function verifiedBy(id: DecisionIdentity | undefined): string {
+  if (!id) return ' (unverified: a run from before signed decisions)';
+  return id.selfAsserted ? ` (self-asserted, ${id.issuer} key)` : ` (verified by ${id.issuer}, ${id.method})`;
 }
