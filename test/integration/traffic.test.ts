@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { helmOptionsFromEnv } from '../../activities/helm/helm';
 import { k8s } from '../../activities/kubernetes/client';
-import { KubeCanary } from '../../activities/kubernetes/canary';
+import { ApplicationFailure } from '@temporalio/common';
+import { createCanaryActivities } from '../../activities/canary';
+import { CanaryPlanError, KubeCanary } from '../../activities/kubernetes/canary';
 import { kube, uniqueNamespace } from '../deploy-helpers';
 import { eventually, ROOT } from '../helpers';
 import { testStack } from '../setup/stack-info';
@@ -85,5 +87,26 @@ test('gateway-api and istio: the route weights are rewritten on the API server; 
   });
   await canaries.start(target, 'delivery', NEW, {});
   await expect(canaries.setWeight(target, 'delivery', { type: 'gateway-api', route: 'no-canary' }, 10, 2)).rejects.toThrow(/needs a backend for delivery-canary/);
+  await canaries.remove(target, 'delivery', { type: 'replicas' });
+}, 60_000);
+
+test('item 11: a weight the stable replica count cannot express is refused at canary start, before anything is created', async () => {
+  const plan = { traffic: { type: 'replicas' as const }, weights: [{ step: 0, weight: 25 }, { step: 2, weight: 99 }] };
+  const err = await canaries.start(target, 'delivery', NEW, {}, plan).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(CanaryPlanError);
+  expect((err as Error).message).toMatch(/canary\.steps\.2\.setWeight: 99 % cannot be expressed by replica ratio with 2 stable replicas: it needs 198 canary pods.*33 %, 50 %/);
+  expect((err as Error).message).not.toMatch(/steps\.0/);
+  expect(await cluster.workloads(target, 'track=canary')).toEqual([]);
+
+  // Through the activity: invalid input, never retried (the replica count will not change by itself).
+  const acts = createCanaryActivities({ canaries, metrics: () => { throw new Error('unused'); } });
+  const failure = await acts.startCanary({ releaseId: 'release:delivery:v9', service: 'delivery', environment: 'prod', target, image: NEW, ...plan }).catch((e: unknown) => e);
+  expect(failure).toBeInstanceOf(ApplicationFailure);
+  expect(failure).toMatchObject({ type: 'InvalidInputError', nonRetryable: true });
+  expect(await cluster.workloads(target, 'track=canary')).toEqual([]);
+
+  // Route weights carry any percentage: the same steps start a gateway-api canary.
+  await canaries.start(target, 'delivery', NEW, {}, { ...plan, traffic: { type: 'gateway-api', route: 'delivery' } });
+  expect(await cluster.workloads(target, 'track=canary')).toHaveLength(1);
   await canaries.remove(target, 'delivery', { type: 'replicas' });
 }, 60_000);
