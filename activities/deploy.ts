@@ -187,7 +187,16 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
    * which still catches a mutating webhook or a controller that rewrote the image to a tag.
    */
   async function runningPinned(target: KubeTargetPlan, release: string, wanted: ReleaseImage): Promise<NonNullable<DeployChartResult['pinned']>> {
-    const containers = (await cluster.podImages(target, await workloadOf(target, release))).filter((c) => parseImageRef(c.image).name === wanted.repository);
+    const workloads = (await cluster.workloads(target, `app.kubernetes.io/instance=${release}`)).map((w) => w.name);
+    const listed = (await Promise.all(workloads.map((w) => cluster.podImages(target, w)))).flat();
+    // Two Deployments whose selectors overlap list the same pods.
+    const all = [...new Map(listed.map((c) => [`${c.pod}/${c.container}`, c])).values()];
+    const containers = all.filter((c) => parseImageRef(c.image).name === wanted.repository);
+    // Pods that run, but none of them the release's image: the cluster rendered something the check did not see.
+    if (all.length && !containers.length) {
+      const seen = [...new Set(all.map((c) => `pod ${c.pod} container "${c.container}" runs "${c.image}"`))].slice(0, 5);
+      throw ApplicationFailure.nonRetryable(`${release} in ${where(target)} runs no container of ${wanted.repository}:\n- ${seen.join('\n- ')}`, ErrorTypes.DeployFailed);
+    }
     const wrong: string[] = [];
     let byImageID = containers.length > 0;
     for (const c of containers) {

@@ -161,6 +161,8 @@ describe('charts run the release digest, or are refused before anything is deplo
   test('a chart with its own layout deploys through imageValues (registry split off), and is refused without it', async () => {
     const chartPath = await helmCreate('custom');
     setImageLine(chartPath, '"{{ .Values.app.img.host }}/{{ .Values.app.img.name }}:{{ .Values.app.img.version }}"');
+    // Its own defaults, as such a chart would ship: without the mapping it renders them (a tag of another image).
+    writeFileSync(join(workspace, chartPath, 'values.yaml'), `${readFileSync(join(workspace, chartPath, 'values.yaml'), 'utf8')}\napp: { img: { host: docker.io, name: library/nginx, version: "1.27" } }\n`);
     const ns5 = uniqueNamespace('pin-map');
     const without = await deploy(chartPath, ns5);
     await expect(without.result).rejects.toMatchObject({ type: 'DeployFailedError', message: expect.stringContaining('services.<service>.chart.imageValues') });
@@ -168,6 +170,26 @@ describe('charts run the release digest, or are refused before anything is deplo
     await mapped.result;
     expect(await deploymentImages(ns5)).toEqual([`${REPO}:${mapped.input.version}@${mapped.input.image.digest}`]);
   }, 240_000);
+
+  test('what the render could not see is caught on the running pods: a chart whose image depends on a cluster lookup', async () => {
+    // `helm template` renders lookup() as empty (no cluster), the upgrade renders it against the cluster: the render
+    // check passes, the pods run nginx, and the check after the rollout refuses the deploy.
+    const chartPath = await helmCreate('lookup');
+    setImageLine(
+      chartPath,
+      '"{{ if (lookup "v1" "ConfigMap" .Release.Namespace "use-nginx") }}docker.io/library/nginx:1.27{{ else }}{{ .Values.image.repository }}@{{ .Values.image.digest }}{{ end }}"',
+    );
+    const ns6 = uniqueNamespace('pin-lookup');
+    const core = cluster.api(stack.contexts.qa, k8s.CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: ns6 } } });
+    await core.createNamespacedConfigMap({ namespace: ns6, body: { metadata: { name: 'use-nginx' } } });
+    const { result } = await deploy(chartPath, ns6);
+    await expect(result).rejects.toMatchObject({
+      type: 'DeployFailedError',
+      nonRetryable: true,
+      message: expect.stringMatching(/^delivery in kwok-slipway-qa\/pin-lookup-\w+ runs no container of 127\.0\.0\.1:\d+\/delivery:\n- pod delivery-\S+ container "delivery" runs "docker\.io\/library\/nginx:1\.27"/),
+    });
+  }, 180_000);
 
   test('slipway.yaml chart.imageValues is validated and carried into the deploy plan', () => {
     const base = deployConfigText({ ns: 'x' });
