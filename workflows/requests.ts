@@ -2,7 +2,7 @@
  * Shape checks of what callers send the workflow (start request, decisions), as pure code: zod would add about 1 MB
  * to every cached workflow (see rules.ts). Each problem names its field and the rule.
  */
-import { IDENTITY_RE, IMAGE_REF_RE, NAME_RE, VERSION_RE } from './rules';
+import { IDENTITY_RE, IMAGE_REF_RE, MAX_SERVICE_NAME, NAME_RE, versionProblem } from './rules';
 
 const str = (v: unknown): v is string => typeof v === 'string';
 
@@ -14,8 +14,8 @@ export function startRequestProblems(raw: unknown): string[] {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return ['input: must be an object'];
   const r = raw as Record<string, unknown>;
   const problems = unknownKeys(r, ['service', 'version', 'gitSha', 'image', 'requester', 'requesterToken'], 'input');
-  if (!str(r.service) || r.service.length > 63 || !NAME_RE.test(r.service)) problems.push('input.service: must be a service name (a-z, 0-9, "-", at most 63 characters)');
-  if (!str(r.version) || r.version.length > 128 || !VERSION_RE.test(r.version)) problems.push('input.version: must be a semantic version such as v1.0.2');
+  if (!str(r.service) || r.service.length > MAX_SERVICE_NAME || !NAME_RE.test(r.service)) problems.push(`input.service: must be a service name (a-z, 0-9, "-", at most ${MAX_SERVICE_NAME} characters: the Helm release name)`);
+  if (!str(r.version) || versionProblem(r.version)) problems.push(`input.version: ${str(r.version) ? versionProblem(r.version) : 'must be a semantic version such as v1.0.2'}`);
   if (r.gitSha !== undefined && (!str(r.gitSha) || !/^[0-9a-f]{7,40}$/.test(r.gitSha))) problems.push('input.gitSha: must be 7 to 40 lower-case hex digits');
   if (r.image !== undefined && (!str(r.image) || r.image.length > 512 || !IMAGE_REF_RE.test(r.image))) problems.push('input.image: must be a fully qualified image reference');
   if (!str(r.requester) || r.requester.length > 128 || !IDENTITY_RE.test(r.requester.trim())) problems.push('input.requester: must be a user name');

@@ -13,6 +13,7 @@ import { judgeConfigSchema } from '../../client/canary-command';
 import { parseConfig, planRelease, UsageError } from '../../client/config';
 import { judge, type JudgeConfig } from '../../workflows/canary/judge';
 import { formatIssues } from '../../workflows/config';
+import { startRequestProblems } from '../../workflows/requests';
 import { releaseInputProblems } from '../../workflows/rules';
 import { sampleConfigText } from '../helpers';
 
@@ -144,7 +145,8 @@ describe('fuzz: the start request', () => {
         const input = planRelease(configFor(service), req);
         // Identities are normalised once (trimmed, lower-case) before anything compares them.
         expect(input).toMatchObject({ ...req, requester: requester.toLowerCase() });
-        // The workflow's own (zod-free) check agrees.
+        // The workflow's own (zod-free) checks agree: of the request it is started with, and of the plan.
+        expect(startRequestProblems(req)).toEqual([]);
         expect(releaseInputProblems(input)).toEqual([]);
       }),
       RUNS,
@@ -166,6 +168,10 @@ describe('fuzz: the start request', () => {
         const message = refusedAt(() => planRelease(cfg, { ...base, [field]: value }), field);
         // Refused by the rule, not by the lookup that follows it.
         expect(message).not.toMatch(/unknown service/);
+        // A start that bypassed the client is refused by the workflow, naming the same field (which trims a
+        // requester first: identities are normalised once, trimmed and lower-cased).
+        if (field === 'requester' && typeof value === 'string' && value.trim() !== value) return;
+        expect(startRequestProblems({ ...base, [field]: value })).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^input\\.${field}: `))]));
       }),
       RUNS,
     );
