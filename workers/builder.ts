@@ -18,6 +18,10 @@ export interface BuilderOptions {
   docker?: Docker;
   credentials?: CredentialStore;
   hostId?: string;
+  /**
+   * The checkout builds read (SLIPWAY_WORKSPACE, else the working directory). A release with a gitSha builds that
+   * commit, exported from this checkout's git repository: the commit must have been fetched into it.
+   */
   workspace?: string;
   /** Concurrent builds on this host; Docker builds are CPU- and disk-heavy. */
   maxConcurrentBuilds?: number;
