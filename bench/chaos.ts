@@ -15,15 +15,17 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SlipwayClient } from '../client/client';
-import { parseConfig, planRelease } from '../client/config';
+import { localTokens } from '../client/identity/tokens';
+import { parseConfig } from '../client/config';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistryClient } from '../activities/registry/oci-client';
 import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
 import type { ReleaseStatus } from '../workflows/types';
 
 const EventType = temporal.api.enums.v1.EventType;
@@ -160,10 +162,11 @@ class WorkerProcess {
   readonly child: ChildProcess;
   private readonly exited: Promise<void>;
 
-  constructor(env: NodeJS.ProcessEnv, log: string) {
+  /** `workspace`: the worker's directory, holding the slipway.yaml it reads each release's plan from. */
+  constructor(env: NodeJS.ProcessEnv, log: string, workspace: string) {
     const out = openSync(log, 'a');
-    this.child = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), 'worker', '--role', 'all'], {
-      cwd: ROOT,
+    this.child = spawn(process.execPath, [join(ROOT, 'dist', 'client', 'cli.js'), '--config', join(workspace, 'slipway.yaml'), 'worker', '--role', 'all'], {
+      cwd: workspace,
       env: { ...env, SLIPWAY_CHAOS_TAG: this.tag },
       detached: true,
       stdio: ['ignore', out, out],
@@ -265,6 +268,7 @@ environments:
     namespace: ${ns}
     approval: { approvers: [alice] }
     deploy: { timeout: 120s, smoke: [ { type: rollout } ] }
+identity: { local: true }
 services:
   delivery:
     build: { context: services/delivery, args: { VERSION: chaos } }
@@ -386,18 +390,26 @@ async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: Re
 /** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
 export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: { pointTimeoutMs?: number; releaseTimeoutMs?: number } = {}): Promise<ReleaseReport> {
   const ns = `chaos-${randomBytes(3).toString('hex')}`;
-  const input = planRelease(parseConfig(chaosConfigText(ctx.stack, ns)), { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot' });
+  // The workers read the plan from their own slipway.yaml; paths in it are relative to their directory, where
+  // `services` links to the project's sample service.
+  const workspace = join(ctx.workDir, ns);
+  mkdirSync(workspace, { recursive: true });
+  symlinkSync(join(ROOT, 'services'), join(workspace, 'services'));
+  const configText = chaosConfigText(ctx.stack, ns);
+  parseConfig(configText);
+  writeFileSync(join(workspace, 'slipway.yaml'), configText);
+  const request = { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot' };
   const env = workerEnv(ctx.stack);
   const logFile = join(ctx.workDir, `${ns}-workers.log`);
   const workers: WorkerProcess[] = [];
   const spawnWorker = () => {
-    const w = new WorkerProcess(env, logFile);
+    const w = new WorkerProcess(env, logFile, workspace);
     workers.push(w);
     return w;
   };
   let worker = spawnWorker();
   const started = Date.now();
-  const { workflowId } = await ctx.slipway.start(input);
+  const { workflowId } = await ctx.slipway.start(request);
   const approver = autoApprove(ctx, workflowId);
   const records: KillRecord[] = [];
   const orphans: Orphan[] = [];
@@ -456,7 +468,8 @@ export async function chaosContext(stack: ChaosStack, log: (line: string) => voi
   if (!existsSync(join(ROOT, 'dist', 'client', 'cli.js'))) throw new Error('dist/client/cli.js is missing: run `npx tsc` first');
   await ensureChaosNamespace(stack.temporal);
   const connection = await Connection.connect({ address: stack.temporal });
-  const slipway = new SlipwayClient(new Client({ connection, namespace: CHAOS_NAMESPACE }));
+  // Starts and approvals are signed with the local stack's key, which the chaos configuration trusts.
+  const slipway = new SlipwayClient(new Client({ connection, namespace: CHAOS_NAMESPACE }), ORCHESTRATOR_QUEUE, localTokens());
   const workDir = join(tmpdir(), `slipway-chaos-${Date.now().toString(36)}`);
   mkdirSync(workDir, { recursive: true });
   return { stack, slipway, workDir, log, close: () => connection.close() };

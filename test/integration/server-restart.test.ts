@@ -12,14 +12,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SlipwayClient } from '../../client/client';
+import type { SlipwayClient } from '../../client/client';
+import { localTokens } from '../../client/identity/tokens';
 import { parseConfig, planRelease } from '../../client/config';
 import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../../workflows/queues';
 import { helmHistory, labelNode, uniqueNamespace } from '../deploy-helpers';
-import { plan, quietRuntime, sampleConfigText, uniqueVersion } from '../helpers';
+import { plan, quietRuntime, sampleConfigText, testPlanActivities, TestSlipwayClient, uniqueVersion } from '../helpers';
 import { realActivities } from '../real-activities';
 import { testStack } from '../setup/stack-info';
 
@@ -70,9 +71,10 @@ beforeAll(async () => {
   quietRuntime();
   await startServer();
   connection = await Connection.connect({ address });
-  slipway = new SlipwayClient(new Client({ connection, namespace: NS }));
+  // The tests' client and plan activity (as startHarness wires them), on this file's own server.
+  slipway = new TestSlipwayClient(new Client({ connection, namespace: NS }), ORCHESTRATOR_QUEUE, localTokens());
   native = await NativeConnection.connect({ address });
-  const common = { connection: native, namespace: NS, activities: realActivities(credentials, 'restart-host') };
+  const common = { connection: native, namespace: NS, activities: { ...realActivities(credentials, 'restart-host'), ...testPlanActivities() } };
   workers = await Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: stack.bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
@@ -104,11 +106,14 @@ test('restart while one release awaits approval and one is inside helm upgrade: 
 registries:
   dev: { type: oci, url: "${stack.registry.url}", insecure: true }
 environments:
+  build: { registry: dev }
   qa:
     registry: dev
+    imagePrefix: qa/
     kubeContext: ${stack.contexts.qa}
     namespace: ${ns}
     deploy: { timeout: 180s, smoke: [ { type: rollout } ] }
+identity: { local: true }
 services:
   delivery:
     build: { context: services/delivery, args: { VERSION: test } }
