@@ -107,10 +107,14 @@ export async function connectClient(namespace: string): Promise<{ client: Client
 /** Test activities may leave out the plan activity: the tests' one (the plans the tests built) is always used. */
 export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial<Pick<SlipwayActivities, 'resolveRelease'>>;
 
-export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host'): Promise<{ workers: Worker[]; connection: NativeConnection }> {
+/**
+ * `plans`: how the workers resolve a release's plan — by default the plans the tests built (testPlanActivities); a
+ * test of the real path passes createPlanActivities over a slipway.yaml file.
+ */
+export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host', plans: Pick<SlipwayActivities, 'resolveRelease'> = testPlanActivities()): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   quietRuntime();
   const connection = await NativeConnection.connect({ address: testStack().temporal });
-  const common = { connection, namespace, activities: { ...acts, ...testPlanActivities() } as SlipwayActivities };
+  const common = { connection, namespace, activities: { ...acts, ...plans } as SlipwayActivities };
   const workers = await Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: testStack().bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
@@ -125,9 +129,9 @@ export interface Harness {
 }
 
 /** A client plus running workers (one fake or real host) for a test file; `stop` in afterAll. */
-export async function startHarness(namespace: string, acts: TestActivities, hostId: string): Promise<Harness> {
+export async function startHarness(namespace: string, acts: TestActivities, hostId: string, plans?: Pick<SlipwayActivities, 'resolveRelease'>): Promise<Harness> {
   const { slipway, close } = await connectClient(namespace);
-  const { workers } = await createWorkers(namespace, acts, hostId);
+  const { workers } = await createWorkers(namespace, acts, hostId, plans);
   const runs = workers.map((w) => w.run());
   return {
     slipway,

@@ -16,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { describeApprovers, isApprover, refusalReason } from './approval';
-import { ErrorTypes } from './errors';
+import { ErrorTypes, explainFailure } from './errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
 import { normaliseIdentity, readClaims, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from './decision-token';
 import { approvalRequestProblems, startRequestProblems } from './requests';
@@ -57,7 +57,7 @@ import type {
 import { releaseInputProblems } from './rules';
 import { describeViolations, evaluate, type ScanReport } from './scan-policy';
 
-import { buildActs, deployActs, hostActs, hostScanActs, kubeActs, lockActs, registryActs, registryScanActs } from './proxies';
+import { buildActs, deployActs, hostActs, hostScanActs, kubeActs, lockActs, metricActs, registryActs, registryScanActs } from './proxies';
 
 const iso = (ms: number = Date.now()): string => new Date(ms).toISOString();
 const refOf = (env: EnvironmentPlan, tagOrDigest: string): string =>
@@ -151,7 +151,7 @@ class Release {
       this.end(id, 'succeeded', result as Record<string, unknown>);
       return result;
     } catch (err) {
-      this.end(id, isCancellation(err) ? 'cancelled' : 'failed', undefined, messageOf(err));
+      this.end(id, isCancellation(err) ? 'cancelled' : 'failed', undefined, explainFailure(err).message);
       throw err;
     }
   }
@@ -405,9 +405,9 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
       release.finish(err.type === ErrorTypes.ApprovalRejected ? 'rejected' : 'expired', err.message);
       throw ApplicationFailure.nonRetryable(err.message, err.type, status);
     }
-    const message = messageOf(err);
+    // One vocabulary: a timed-out or exhausted step fails with its own type and says which bound it hit.
+    const { type, message } = explainFailure(err);
     release.finish('failed', message);
-    const type = (err as any)?.cause?.type ?? (err as any)?.type ?? ErrorTypes.StageFailed;
     throw ApplicationFailure.nonRetryable(message, type, status);
   }
 }
@@ -757,7 +757,7 @@ class Deploys {
       for (let t = start; t < end; ) {
         const next = Math.min(t + step.analysis.intervalMs, end);
         if (await wait(next - Date.now())) break;
-        const m = await kubeActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(since), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
+        const m = await metricActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(since), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
         const r = judge(plan.judge, m.metrics);
         last = { step: i, at: iso(), weight: c.weight, score: r.score, result: r.result, metrics: r.metrics.map((x) => ({ name: x.name, classification: x.classification, deviation: x.deviation })) };
         c.intervals.push(last);

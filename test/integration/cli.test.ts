@@ -11,6 +11,7 @@ import type { SlipwayClient } from '../../client/client';
 import { releaseWorkflowId } from '../../workflows/queues';
 import { ROOT, runCli, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
+import { configFromFile, createPlanActivities } from '../../workers/plan';
 
 const NS = 'slipway-test';
 const DIGEST = `sha256:${'c'.repeat(64)}`;
@@ -22,7 +23,8 @@ let slipway: SlipwayClient;
 let harness: Harness;
 
 beforeAll(async () => {
-  harness = await startHarness(NS, noopActivities(DIGEST, 'cli-host'), 'cli-host');
+  // The workers read the plan from the same slipway.yaml file the CLI is given: the real path, not the tests' plans.
+  harness = await startHarness(NS, noopActivities(DIGEST, 'cli-host'), 'cli-host', createPlanActivities({ config: configFromFile(CONFIG) }));
   slipway = harness.slipway;
 });
 afterAll(() => harness.stop());
@@ -66,6 +68,37 @@ test('start --wait-for approval, approve, wait: JSON on stdout, exit 0, progress
   expect(done.json.status.phase).toBe('succeeded');
   const status = await cli('release', 'status', started.json.workflowId);
   expect(status.stdout).toMatch(/succeeded\s+promote:prod/);
+});
+
+describe('identity through the CLI (rows of the bypass matrix)', () => {
+  // The same plan, but a CLI that holds no key: identity.local off and no SLIPWAY_EDGE_URL.
+  const NOKEY = join(dir, 'nokey.yaml');
+  writeFileSync(NOKEY, sampleConfigText({ approval: '{ approvers: [alice, bob], timeout: 72h }' }).replace('identity: { issuers: [ { name: ui } ], local: true }', 'identity: { issuers: [ { name: ui } ] }'));
+  const keyless = (...args: string[]) => runCli(['--config', NOKEY, ...args], { TEMPORAL_ADDRESS: testStack().temporal, TEMPORAL_NAMESPACE: NS, SLIPWAY_USER: 'ci-bot' });
+
+  test('a CLI without a key cannot start a release: it fails before anything runs (requester not verified)', async () => {
+    const r = await keyless('release', 'start', '--service', 'delivery', '--version', uniqueVersion(), '--wait-for', 'approval', '--json');
+    expect(r.code).toBe(1);
+    expect(r.json.status.error).toMatch(/requester not verified: token: a signed decision token is required/);
+    expect(r.json.status.stages.map((s: { id: string }) => s.id)).toEqual(['plan']);
+  });
+
+  test('a CLI without a key cannot approve, whoever --as names (exit 3)', async () => {
+    const started = await cli('release', 'start', '--service', 'delivery', '--version', uniqueVersion(), '--wait-for', 'approval', '--json');
+    expect(started.json.status.requesterIdentity).toMatchObject({ issuer: 'local', selfAsserted: true });
+    expect(started.json.status.plan.source).toBe(CONFIG);
+    const r = await keyless('release', 'approve', started.json.workflowId, '--as', 'alice', '--json');
+    expect(r.code).toBe(3);
+    expect(r.json.error).toMatch(/token is required/);
+    const abort = await keyless('release', 'abort', started.json.workflowId, '--reason', 'x', '--as', 'alice', '--json');
+    // Without a key the CLI falls back to the abort signal, which a signed run ignores.
+    expect((await slipway.status(started.json.workflowId)).phase).toBe('awaiting-approval');
+    expect(abort.code).toBe(0);
+    const ok = await cli('release', 'abort', started.json.workflowId, '--reason', 'done', '--as', 'alice', '--json');
+    expect(ok.code).toBe(0);
+    const status = await cli('release', 'status', started.json.workflowId);
+    expect(status.stdout).toMatch(/requested by ci-bot \(self-asserted, local key\)/);
+  });
 });
 
 test('exit codes: rejected → 3, still running after --timeout → 4, aborted → 3', async () => {
