@@ -99,7 +99,14 @@ export class HelmDeployer implements Deployer {
   async template(req: KubeTarget & { release: string; chartFile: string; valuesFile: string; isUpgrade: boolean }): Promise<string> {
     // The upgrade's own release name, namespace and values file, so the render is what the upgrade will apply.
     const args = ['template', req.release, req.chartFile, '--namespace', req.namespace, '--values', req.valuesFile, ...(req.isUpgrade ? ['--is-upgrade'] : [])];
-    return this.helm(args, 60_000, `helm template ${req.release}`);
+    try {
+      return await this.helm(args, 60_000, `helm template ${req.release}`);
+    } catch (err) {
+      // Rendering touches no cluster: whatever fails here (a nil value, a `required`, a bad template) is the chart's
+      // or the values' fault, and a retry would render the same thing.
+      if (err instanceof HelmError && err.kind === 'failed') throw new HelmError(err.message, 'invalid');
+      throw err;
+    }
   }
 
   async history(target: KubeTarget, release: string): Promise<HelmRevision[]> {

@@ -191,6 +191,17 @@ describe('charts run the release digest, or are refused before anything is deplo
     });
   }, 180_000);
 
+  test('a chart that fails to render is a final DeployFailedError (a retry renders the same), nothing installed', async () => {
+    const chartPath = await helmCreate('unrenderable');
+    // A guard, not a fix test: Helm ends every render error with "Use --debug flag to render out invalid YAML", which
+    // classified it as invalid before too; the template step now says so itself rather than relying on that hint.
+    writeFileSync(join(workspace, chartPath, 'templates', 'check.txt'), '{{ required "app.name is required" .Values.app }}\n');
+    const ns7 = uniqueNamespace('pin-render');
+    const { result } = await deploy(chartPath, ns7);
+    await expect(result).rejects.toMatchObject({ type: 'DeployFailedError', nonRetryable: true, message: expect.stringContaining('app.name is required') });
+    expect(await helmHistory('qa', ns7)).toEqual([]);
+  }, 120_000);
+
   test('slipway.yaml chart.imageValues is validated and carried into the deploy plan', () => {
     const base = deployConfigText({ ns: 'x' });
     const withMap = (m: string) => base.replace('values: { replicaCount: 2 }', `values: { replicaCount: 2 }\n      imageValues: ${m}`);
