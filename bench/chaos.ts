@@ -288,9 +288,30 @@ export async function ensureChaosNamespace(address: string): Promise<void> {
       await connection.workflowService.registerNamespace({ namespace: CHAOS_NAMESPACE, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
     }
     const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-    const existing = await connection.operatorService.listSearchAttributes({ namespace: CHAOS_NAMESPACE });
-    const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
-    if (missing.length) await connection.operatorService.addSearchAttributes({ namespace: CHAOS_NAMESPACE, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, KEYWORD])) });
+    // A new namespace reaches the server's namespace cache after some seconds.
+    const missing = async () => {
+      for (let i = 0; ; i++) {
+        try {
+          const existing = await connection.operatorService.listSearchAttributes({ namespace: CHAOS_NAMESPACE });
+          return ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
+        } catch (err) {
+          if (i >= 60) throw err;
+          await sleep(500);
+        }
+      }
+    };
+    const absent = await missing();
+    if (absent.length) await connection.operatorService.addSearchAttributes({ namespace: CHAOS_NAMESPACE, searchAttributes: Object.fromEntries(absent.map((sa) => [sa.name, KEYWORD])) });
+    for (let i = 0; i < 60 && (await missing()).length; i++) await sleep(500);
+    // Starting a workflow needs the namespace in the frontend's cache too.
+    for (let i = 0; i < 60; i++) {
+      try {
+        await connection.workflowService.listWorkflowExecutions({ namespace: CHAOS_NAMESPACE, pageSize: 1 });
+        break;
+      } catch {
+        await sleep(500);
+      }
+    }
   } finally {
     await connection.close();
   }
