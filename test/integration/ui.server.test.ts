@@ -147,7 +147,8 @@ describe('local mode', () => {
     const page = await s.request('GET', `/releases/${encodeURIComponent(id)}`);
     const res = await s.request('POST', `/releases/${encodeURIComponent(id)}/decide`, { decision: 'approve', digest: `sha256:${'0'.repeat(64)}`, environment: 'prod', _csrf: s.csrfFrom(page.body) }, 'application/json');
     expect(res.statusCode).toBe(409);
-    expect(JSON.parse(res.body).message).toMatch(/digest mismatch/);
+    // Refused by the validator (or, with signed decisions, because the token is bound to the digest shown).
+    expect(JSON.parse(res.body).message).toMatch(/digest mismatch|issued for digest sha256:0{64}, the release is sha256:f{64}/);
     await slipway.abort(id, 'cleanup', 'alice');
   });
 });
