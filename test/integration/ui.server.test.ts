@@ -3,7 +3,7 @@
  * sign-in, CSRF, decisions through the Updates, and proxy identity believed only from the proxy's address.
  */
 import type { FastifyInstance } from 'fastify';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noopActivities } from '../../bench/noop-worker';
@@ -265,4 +265,26 @@ describe('hardening (issue 10)', () => {
     }
     expect(errors.join('')).toMatch(/ui\.auth\.mode: local .*--host 0\.0\.0\.0 is not a loopback address/);
   });
+
+  test('slipway ui --rotate-session-secret: a new current secret, the old one kept as previous (verification only)', async () => {
+    const secretFile = join(dir, 'rotate', 'session-secret');
+    const file = join(dir, 'rotate.yaml');
+    writeFileSync(file, configText(`{ auth: { mode: local, users: [alice] }, session: { secretFile: "${secretFile}" } }`));
+    const write = process.stderr.write;
+    const errors: string[] = [];
+    process.stderr.write = ((chunk: string) => errors.push(String(chunk)) > 0) as typeof process.stderr.write;
+    try {
+      // Nothing listens on port 1: the rotation happens, then connecting to Temporal fails and the command ends.
+      await main(['--config', file, '--address', '127.0.0.1:1', 'ui', '--rotate-session-secret', '--port', '0']);
+      const first = JSON.parse(readFileSync(secretFile, 'utf8'));
+      await main(['--config', file, '--address', '127.0.0.1:1', 'ui', '--rotate-session-secret', '--port', '0']);
+      const second = JSON.parse(readFileSync(secretFile, 'utf8'));
+      expect(second.previous).toBe(first.current);
+      expect(second.current).not.toBe(first.current);
+      expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(errors.join('')).toContain('session secret rotated');
+  }, 60_000);
 });
