@@ -137,7 +137,7 @@ test('an operator action is scoped to its environment: a promote sent to QA\'s c
   const text = deployConfigText({
     ns: 'cw',
     approval: '{ approvers: [alice], timeout: 1h }',
-    qaCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps: '[ { setWeight: 20 }, { pause: {} } ]' }),
+    qaCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps: '[ { setWeight: 20 }, { pause: {} }, { analysis: { duration: 1s, interval: 1s } } ]' }),
     prodCanary: canaryText({ prometheus: 'http://127.0.0.1:1', steps: STEPS }),
   });
   const { workflowId: id } = await slipway.start(planRelease(parseConfig(text), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' }));

@@ -297,7 +297,10 @@ test.each(histories)('replay: committed history %s replays against the current w
   // protobufjs' own JSON form (enum names, int64 as strings), as fetchHistory().toJSON() wrote it.
   const history = temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')));
   expect(history.events?.length).toBeGreaterThan(10);
-  await Worker.runReplayHistory({ workflowBundle: { codePath: testStack().bundlePath } }, history, `release:${file}`);
+  // Replay under the release's own workflow id (signed runs check that their tokens were issued for it).
+  const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+  const start = input ? (JSON.parse(Buffer.from(input).toString()) as { service: string; version: string }) : undefined;
+  await Worker.runReplayHistory({ workflowBundle: { codePath: testStack().bundlePath } }, history, start ? releaseWorkflowId(start.service, start.version) : `release:${file}`);
 });
 
 test('the replay test has histories from before and after the inbox-memo patch', () => {
