@@ -15,7 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SlipwayClient } from '../client/client';
@@ -68,7 +68,7 @@ export const KILL_POINTS: KillPoint[] = [
 ];
 
 /** How far into a step a kill may land (ms after the activity started): about the step's usual length here. */
-const INSIDE_SPREAD_MS: Record<string, number> = { buildImage: 4000, scanImage: 3000, pushImage: 1500, packageChart: 1000, deployChart: 4000, copyImage: 500 };
+const INSIDE_SPREAD_MS: Record<string, number> = { buildImage: 2000, scanImage: 2000, pushImage: 300, packageChart: 300, deployChart: 2000, copyImage: 150 };
 
 export const pointName = (p: KillPoint): string => (p.kind === 'inside' ? `inside ${p.stage} (${p.activity})` : `after ${p.stage}`);
 
@@ -411,11 +411,11 @@ async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: Re
 /** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
 export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: { pointTimeoutMs?: number; releaseTimeoutMs?: number } = {}): Promise<ReleaseReport> {
   const ns = `chaos-${randomBytes(3).toString('hex')}`;
-  // The workers read the plan from their own slipway.yaml; paths in it are relative to their directory, where
-  // `services` links to the project's sample service.
+  // The workers read the plan from their own slipway.yaml; paths in it are relative to their directory, which
+  // holds a copy of the sample service (a link would resolve outside the workspace, which the builder refuses).
   const workspace = join(ctx.workDir, ns);
   mkdirSync(workspace, { recursive: true });
-  symlinkSync(join(ROOT, 'services'), join(workspace, 'services'));
+  cpSync(join(ROOT, 'services', 'delivery'), join(workspace, 'services', 'delivery'), { recursive: true, dereference: true });
   const configText = chaosConfigText(ctx.stack, ns);
   parseConfig(configText);
   writeFileSync(join(workspace, 'slipway.yaml'), configText);
