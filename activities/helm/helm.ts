@@ -61,11 +61,12 @@ export class HelmDeployer implements Deployer {
       // SIGTERM lets Helm mark the release failed instead of leaving it pending, so a rollback can follow.
       cancelSignal: 'SIGTERM',
       // A timer, not Helm's output: `--wait` prints nothing while it waits, and the heartbeat must not stop then.
-      onTick: () => extra.progress?.({ waiting: what, elapsedMs: Date.now() - started }),
+      // runTool's own progress (tool, elapsed, last line) is kept; Helm adds what it waits for.
+      onTick: (p) => extra.progress?.({ ...p, waiting: what, elapsedMs: Date.now() - started }),
       ...(this.opts.tickMs ? { tickMs: this.opts.tickMs } : {}),
     });
     if (run.code === 0 && !run.timedOut && !run.cancelled) return run.stdout;
-    const message = tail(run.stderr).replace(/^Error: /m, '') || `exit ${run.code}`;
+    const message = tail(run.stderr).replace(/^Error: /m, '') || (run.signal ? `killed by ${run.signal}` : `exit ${run.code}`);
     throw new HelmError(`${what}: ${message}`, classifyHelmError(run.stderr, run));
   }
 
