@@ -127,6 +127,8 @@ services:
 
   const downAt = Date.now();
   await stopServer();
+  // Down for a while: the workers' polls and the deploy's heartbeats fail meanwhile.
+  await new Promise((r) => setTimeout(r, 5000));
   await startServer();
   const downMs = Date.now() - downAt;
 
