@@ -13,7 +13,7 @@ import { parseDuration } from '../workflows/config';
 import { releaseWorkflowId } from '../workflows/queues';
 import type { ReleaseStatus } from '../workflows/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
-import { checkChart, keyDirOf, loadConfig, planRelease, UsageError } from './config';
+import { checkChart, keyDirOf, loadConfig, planRelease, tokenTtlSecondsOf, UsageError } from './config';
 import { localTokens, type DecisionTokens } from './identity/tokens';
 import { ExchangeTokens } from './identity/exchange';
 import { renderStatus } from './render';
@@ -74,15 +74,16 @@ function releaseId(id: string | undefined, o: { service?: string; version?: stri
  * it has no key and the workflow refuses its unsigned decisions.
  */
 function tokensFor(configFile: string): DecisionTokens | undefined {
+  // CI: the pipeline's OIDC identity, exchanged at the approvals UI for a decision token.
+  if (process.env.SLIPWAY_EDGE_URL) return new ExchangeTokens(process.env.SLIPWAY_EDGE_URL);
   let cfg: ReturnType<typeof loadConfig>;
   try {
     cfg = loadConfig(configFile);
-  } catch {
+  } catch (err) {
+    log(`no signing key: ${(err as Error).message.split('\n')[0]}`);
     return undefined;
   }
-  // CI: the pipeline's OIDC identity, exchanged at the approvals UI for a decision token.
-  if (process.env.SLIPWAY_EDGE_URL) return new ExchangeTokens(process.env.SLIPWAY_EDGE_URL);
-  return cfg.identity?.local ? localTokens(keyDirOf(cfg)) : undefined;
+  return cfg.identity?.local ? localTokens(keyDirOf(cfg), tokenTtlSecondsOf(cfg)) : undefined;
 }
 
 const defaultIdentity = () => process.env.SLIPWAY_USER ?? process.env.GITHUB_ACTOR ?? process.env.BUILD_REQUESTEDFOREMAIL ?? userInfo().username;

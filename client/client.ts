@@ -10,7 +10,7 @@ import {
 import { ErrorTypes } from '../workflows/errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import type { DecisionTokens } from './identity/tokens';
-import { readClaims } from '../workflows/decision-token';
+import { readClaims, startSource } from '../workflows/decision-token';
 import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
 import { SA } from '../workflows/search-attributes';
 import { parseInboxEntry } from '../workflows/inbox';
@@ -70,7 +70,7 @@ export class SlipwayClient {
   /** Starts a release: only which release and who asks (the workers hold the plan); the requester signs the start. */
   async start(req: StartRequest): Promise<StartResult> {
     const workflowId = releaseWorkflowId(req.service, req.version);
-    const requesterToken = req.requesterToken ?? (await this.tokens?.token({ sub: req.requester, rel: workflowId, act: 'start' }));
+    const requesterToken = req.requesterToken ?? (await this.tokens?.token({ sub: req.requester, rel: workflowId, act: 'start', src: startSource(req) }));
     // Behind a token exchange the requester is whoever the CI identity says, not what the caller typed.
     const requester = readClaims(requesterToken)?.sub ?? req.requester;
     const input: StartRequest = {
@@ -203,7 +203,8 @@ export class SlipwayClient {
 
   /** Aborts: a signed Update (refused with its reason) — or, for a run from before signed decisions, the signal. */
   async abort(workflowId: string, reason: string, by: string, tokens: DecisionTokens | undefined = this.tokens): Promise<void> {
-    if (!tokens) return this.handle(workflowId).signal(abortSignal, { reason, by });
+    // An unsigned abort signal is ignored by every release started with signed decisions: say so instead of sending it.
+    if (!tokens) throw new UsageError('abort: this client holds no key to sign the decision (identity.local on the local stack, or SLIPWAY_EDGE_URL for a CI token exchange)');
     const { runId, status } = await this.bindings(workflowId);
     const token = await tokens.token({ sub: by, rel: workflowId, run: runId, dig: status.digest ?? 'none', act: 'abort', note: reason });
     try {

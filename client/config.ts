@@ -19,7 +19,7 @@ import {
 } from '../workflows/config';
 import type { JudgeConfig } from '../workflows/canary/judge';
 import { normaliseIdentity } from '../workflows/decision-token';
-import { defaultKeyDir } from './identity/keys';
+import { keyDirFor } from './identity/keys';
 import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from '../workflows/types';
 
 export class UsageError extends Error {
@@ -40,8 +40,10 @@ export function parseConfig(text: string, file = 'slipway.yaml'): SlipwayConfig 
 }
 
 /** Where the local stack's key pairs are: slipway.yaml's identity.keyDir, else $SLIPWAY_HOME/keys. */
-export const keyDirOf = (cfg: SlipwayConfig, env: NodeJS.ProcessEnv = process.env): string =>
-  cfg.identity?.keyDir ? resolve(cfg.identity.keyDir.replace(/^~(?=\/)/, env.HOME ?? '')) : defaultKeyDir(env);
+export const keyDirOf = (cfg: SlipwayConfig, env: NodeJS.ProcessEnv = process.env): string => keyDirFor(cfg.identity, env);
+
+/** How long the tokens this configuration's edges sign stay valid (identity.tokenTtl; the workers accept no longer). */
+export const tokenTtlSecondsOf = (cfg: SlipwayConfig): number => Math.floor(parseDuration(cfg.identity?.tokenTtl ?? '5m')! / 1000);
 
 export function loadConfig(file: string): SlipwayConfig {
   let text: string;

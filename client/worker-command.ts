@@ -8,7 +8,7 @@ import { createBuilderWorkers } from '../workers/builder';
 import { temporalSettings } from '../workers/connection';
 import { connectWorker, createOrchestratorWorker } from '../workers/orchestrator';
 import { SlipwayClient } from './client';
-import { keyDirOf, loadConfig } from './config';
+import { keyDirOf, loadConfig, tokenTtlSecondsOf } from './config';
 import { localTokens } from './identity/tokens';
 import { renderStatus } from './render';
 import { stackUp, workerEnv, type Stack } from './stack';
@@ -76,7 +76,7 @@ export async function runDev(opts: { config: string; version: string; release: b
   const workers = await startWorkers({ role: 'all', address: stack.temporal.address, namespace: s.namespace, workspace: resolve('.'), config: opts.config });
   const running = Promise.all(workers.map((w) => w.run()));
   // On the local stack the CLI's own key signs who asks (self-asserted; slipway.yaml's identity.local allows it).
-  const client = await SlipwayClient.connect(stack.temporal.address, s.namespace, localTokens(keyDirOf(loadConfig(opts.config))));
+  const client = await SlipwayClient.connect(stack.temporal.address, s.namespace, localTokens(keyDirOf(loadConfig(opts.config)), tokenTtlSecondsOf(loadConfig(opts.config))));
   const { buildUiServer } = await import('./ui/server');
   const ui = await buildUiServer({ slipway: client, config: loadConfig(opts.config), namespace: s.namespace, temporalWebUrl: stack.temporal.uiUrl });
   log(`approvals UI: ${await ui.listen({ host: '127.0.0.1', port: Number(process.env.SLIPWAY_UI_PORT ?? 8088) })}`);

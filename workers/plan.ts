@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import { checkChart, loadConfig, planRelease, UsageError } from '../client/config';
-import { defaultKeyDir, ensureKeyPair, rawPublicKey } from '../client/identity/keys';
+import { ensureKeyPair, keyDirFor, rawPublicKey } from '../client/identity/keys';
 import { parseDuration, type IdentityConfig, type SlipwayConfig } from '../workflows/config';
 import { normaliseIdentity, type TrustAnchors } from '../workflows/decision-token';
 import { ErrorTypes } from '../workflows/errors';
@@ -37,9 +37,11 @@ export const sha256Of = (text: string): string => `sha256:${createHash('sha256')
 /** The public keys a release trusts, from the identity section (local-stack key pairs are created on first use). */
 export function trustAnchorsOf(identity: IdentityConfig | undefined, baseDir: string, env: NodeJS.ProcessEnv = process.env): TrustAnchors {
   if (!identity) return { issuers: [], maxTtlSeconds: 300 };
-  const keyDir = identity.keyDir ? resolve(baseDir, identity.keyDir.replace(/^~(?=\/)/, env.HOME ?? '')) : defaultKeyDir(env);
-  const issuers = identity.issuers.map((i) => {
+  const keyDir = keyDirFor(identity, env);
+  const issuers = identity.issuers.map((i, n) => {
     if (i.name === LOCAL_ISSUER) throw new UsageError(`identity.issuers: "${LOCAL_ISSUER}" is reserved for self-asserted identities (identity.local)`);
+    // Only the local stack creates an edge's key pair on first use; elsewhere a worker must never hold a trusted private key.
+    if (!i.publicKey && !i.publicKeyFile && !identity.local) throw new UsageError(`identity.issuers.${n}: give publicKey or publicKeyFile (key pairs are created on first use only on the local stack, identity.local: true)`);
     const text = i.publicKey ?? readFileSync(i.publicKeyFile ? (isAbsolute(i.publicKeyFile) ? i.publicKeyFile : resolve(baseDir, i.publicKeyFile)) : ensureKeyPair(keyDir, i.name).publicKeyFile, 'utf8');
     try {
       return { name: i.name, publicKey: rawPublicKey(text), selfAsserted: false };

@@ -346,6 +346,11 @@ export const uiConfigSchema = z.strictObject({
           // Which claim names the person or pipeline: GitHub's `actor`, Azure's `sub`, …
           subjectClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a claim name').default('sub'),
           groupsClaim: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a claim name').optional(),
+          // Claims every token must carry with exactly these values: an issuer such as GitHub signs for every
+          // repository in the world, so the organisation (repository_owner, …) must be pinned.
+          requiredClaims: z
+            .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a claim name'), z.string().min(1).max(256))
+            .refine((o) => Object.keys(o).length > 0, 'must pin at least one claim, such as repository_owner: <your organisation> (otherwise every pipeline this issuer signs for is believed)'),
         })
         .refine((o) => Boolean(o.jwksUrl) !== Boolean(o.jwksFile), 'give exactly one of jwksUrl and jwksFile'),
     )
@@ -372,8 +377,9 @@ export const identityConfigSchema = z
      * stack: anyone who can read that key file can be anyone.
      */
     local: z.boolean().default(false),
-    // Where local-stack key pairs live when an issuer names neither publicKeyFile nor publicKey.
-    keyDir: z.string().min(1).max(1024).optional(),
+    // Where local-stack key pairs live when an issuer names neither publicKeyFile nor publicKey. Absolute (or ~/…),
+    // so the workers, the CLI and the UI find the same files whatever their working directory.
+    keyDir: z.string().min(1).max(1024).regex(/^(\/|~\/)/, 'must be an absolute path (or start with ~/)').optional(),
     /** How long a decision token stays valid after it is issued. */
     tokenTtl: durationSchema.default('5m'),
   })

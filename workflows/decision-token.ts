@@ -33,6 +33,8 @@ export interface DecisionClaims {
   act: DecisionAction;
   /** Canary actions: the step they were sent for. */
   step?: number;
+  /** Start: what is released — `image:<ref>`, `git:<sha>` or `checkout` — so a start token cannot start another build. */
+  src?: string;
   /** The comment or reason, signed with the decision so nobody can change it in transit. */
   note?: string;
   /** Issued at / expires, seconds since the epoch. */
@@ -64,6 +66,7 @@ export interface Expected {
   env?: string;
   dig?: string;
   step?: number;
+  src?: string;
 }
 
 const MAX_TOKEN = 8192;
@@ -72,6 +75,9 @@ const MAX_TOKEN = 8192;
 // ~1.2 MB each, window 4 ~0.27 MB at the same verify time (~17 ms; measured with node --expose-gc, 1.9.7).
 ed25519.Point.BASE.precompute(4, true);
 const CLOCK_SKEW_S = 60;
+
+/** What a start releases, as its token names it: an existing image, a commit, or the builder's checkout. */
+export const startSource = (req: { image?: string; gitSha?: string }): string => (req.image ? `image:${req.image}` : req.gitSha ? `git:${req.gitSha}` : 'checkout');
 
 /** Trim and lower-case: `Bob `, `bob` and `BOB` are one person everywhere identities are compared or stored. */
 export function normaliseIdentity(raw: string): string {
@@ -138,8 +144,12 @@ export function readClaims(token: unknown): DecisionClaims | undefined {
     ACTIONS.includes(c.act as DecisionAction) &&
     (c.step === undefined || (Number.isInteger(c.step) && (c.step as number) >= 0)) &&
     (c.note === undefined || (typeof c.note === 'string' && c.note.length <= 2000)) &&
+    (c.src === undefined || isStr(c.src, 600)) &&
+    // Seconds since the epoch, within what a Date can hold (a larger number would throw when printed).
     Number.isInteger(c.iat) &&
     Number.isInteger(c.exp) &&
+    Math.abs(c.iat as number) < 1e11 &&
+    Math.abs(c.exp as number) < 1e11 &&
     isStr(c.jti, 128);
   return okShape ? (c as unknown as DecisionClaims) : undefined;
 }
@@ -151,7 +161,7 @@ export type Verified = { ok: true; claims: DecisionClaims; issuer: TrustedIssuer
  * digest, canary step), lifetime and single use. `nowMs` is workflow time, so the result is deterministic.
  */
 export function verifyDecisionToken(token: unknown, trust: TrustAnchors, expect: Expected, nowMs: number, used: ReadonlySet<string>): Verified {
-  if (token === undefined || token === null || token === '') return { ok: false, reason: 'token: a signed decision token is required (from the approvals UI, `slipway` CLI sign-in, or a CI token exchange)' };
+  if (token === undefined || token === null || token === '') return { ok: false, reason: 'token: a signed decision token is required (from the approvals UI, the CLI\'s local key on the local stack, or a CI token exchange)' };
   if (typeof token !== 'string' || token.length > MAX_TOKEN) return { ok: false, reason: 'token: must be a compact JWS of at most 8192 characters' };
   const parts = token.split('.');
   if (parts.length !== 3) return { ok: false, reason: 'token: must be a compact JWS (header.payload.signature)' };
@@ -171,12 +181,15 @@ export function verifyDecisionToken(token: unknown, trust: TrustAnchors, expect:
   const c = readClaims(token);
   if (!c) return { ok: false, reason: 'token: claims are malformed (iss, sub, amr, rel, act, iat, exp, jti required; sub normalised)' };
   if (c.iss !== issuer.name) return { ok: false, reason: `token: iss "${c.iss}" differs from its key id "${issuer.name}"` };
+  // A self-asserting key cannot claim that anybody authenticated the person.
+  if (issuer.selfAsserted && c.amr !== 'local') return { ok: false, reason: `token: ${issuer.name} asserts identities itself; its tokens must say amr "local", not "${c.amr}"` };
   if (c.act !== expect.act) return { ok: false, reason: `token: issued for "${c.act}", not "${expect.act}"` };
   if (c.rel !== expect.rel) return { ok: false, reason: `token: issued for release ${c.rel}, not ${expect.rel}` };
   if (expect.run !== undefined && c.run !== expect.run) return { ok: false, reason: `token: issued for run ${c.run ?? '(none)'}, not the running ${expect.run}` };
   if (expect.env !== undefined && c.env !== expect.env) return { ok: false, reason: `token: issued for environment "${c.env ?? '(none)'}", not "${expect.env}"` };
   if (expect.dig !== undefined && c.dig !== expect.dig) return { ok: false, reason: `token: issued for digest ${c.dig ?? '(none)'}, the release is ${expect.dig}` };
   if (expect.step !== undefined && c.step !== expect.step) return { ok: false, reason: `token: issued for canary step ${c.step ?? '(none)'}, the canary is at step ${expect.step}` };
+  if (expect.src !== undefined && c.src !== expect.src) return { ok: false, reason: `token: issued to release ${c.src ?? '(unnamed source)'}, the request releases ${expect.src}` };
   const now = Math.floor(nowMs / 1000);
   if (c.iat > now + CLOCK_SKEW_S) return { ok: false, reason: 'token: issued in the future' };
   if (c.exp <= now) return { ok: false, reason: `token: expired at ${new Date(c.exp * 1000).toISOString()}` };

@@ -18,7 +18,7 @@ import {
 import { describeApprovers, isApprover, refusalReason } from './approval';
 import { ErrorTypes, explainFailure } from './errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
-import { normaliseIdentity, readClaims, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from './decision-token';
+import { normaliseIdentity, readClaims, startSource, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from './decision-token';
 import { approvalRequestProblems, startRequestProblems } from './requests';
 import { planActs } from './plan-proxy';
 import { judge } from './canary/judge';
@@ -212,7 +212,8 @@ function messageOf(err: unknown): string {
 const identityOf = (claims: DecisionClaims, trust: TrustAnchors): DecisionIdentity => ({
   issuer: claims.iss,
   method: claims.amr,
-  selfAsserted: trust.issuers.find((i) => i.name === claims.iss)?.selfAsserted ?? true,
+  // The local stack's key, and an edge's pick-a-name sign-in (UI local mode), assert identities nobody checked.
+  selfAsserted: (trust.issuers.find((i) => i.name === claims.iss)?.selfAsserted ?? true) || claims.amr === 'local',
   tokenId: claims.jti,
 });
 
@@ -241,7 +242,8 @@ async function resolveStart(raw: unknown): Promise<{ input: ReleaseInput; trust:
   } catch (err) {
     throw fail(`the workers' configuration refuses this release: ${messageOf(err)}`, (err as any)?.cause?.type ?? ErrorTypes.PlanRefused);
   }
-  const v = verifyDecisionToken(req.requesterToken, planned.trust, { act: 'start', rel: workflowInfo().workflowId }, Date.now(), new Set());
+  // Bound to what is released, and judged as of the run's start: a slow queue must not expire a valid request.
+  const v = verifyDecisionToken(req.requesterToken, planned.trust, { act: 'start', rel: workflowInfo().workflowId, src: startSource(req) }, workflowInfo().runStartTime.getTime(), new Set());
   if (!v.ok) throw fail(`requester not verified: ${v.reason}`, ErrorTypes.Unauthenticated);
   if (v.claims.sub !== planned.plan.requester) throw fail(`requester not verified: the token is ${v.claims.sub}'s, the request names ${planned.plan.requester}`, ErrorTypes.Unauthenticated);
   const requesterIdentity = identityOf(v.claims, planned.trust);
@@ -284,6 +286,8 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   /** The identity a decision is recorded under: the token's (signed runs), else the request's, normalised. */
   const decider = (token: unknown, asserted: string | undefined) => {
     const claims = trust ? readClaims(token) : undefined;
+    // The validator verified this token; a signed run never records an unsigned name.
+    if (trust && !claims) throw refused('token: a signed decision token is required');
     if (claims) used.add(claims.jti);
     return { who: claims ? claims.sub : normaliseIdentity(asserted ?? ''), claims, identity: claims ? identityOf(claims, trust!) : undefined };
   };
@@ -328,7 +332,7 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   const finished = () => Boolean(abort) || ['succeeded', 'failed', 'rejected', 'expired', 'aborted'].includes(status.phase);
   const doAbort = (req: AbortRequest) => {
     const { who, claims, identity } = decider(req.token, req.by);
-    abort = { reason: claims?.note || req?.reason || 'no reason given', by: who || 'unknown' };
+    abort = { reason: (claims ? claims.note : req?.reason?.slice(0, 2000)) || 'no reason given', by: who || 'unknown' };
     status.abort = { ...abort, at: iso(), ...(identity ? { identity } : {}) };
     pipeline.cancel();
   };
@@ -366,9 +370,9 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   setHandler(
     canaryUpdate,
     (req) => {
-      const { who, claims } = decider(req.token, req.by);
+      const { who, claims, identity } = decider(req.token, req.by);
       const c = status.canary!;
-      return deploys.canaryAction({ ...req, by: who, ...(claims ? { reason: claims.note, environment: c.environment, step: c.step } : {}) });
+      return deploys.canaryAction({ ...req, by: who, ...(claims ? { reason: claims.note, environment: c.environment, step: c.step } : {}) }, identity);
     },
     {
       validator: (req) => {
@@ -704,10 +708,10 @@ class Deploys {
   }
 
   /** What an operator asked of the running canary; the analysis loop acts on it at its next wake-up. */
-  canaryAction(req: CanaryActionRequest): CanaryStatus {
+  canaryAction(req: CanaryActionRequest, identity?: DecisionIdentity): CanaryStatus {
     const c = this.release.status.canary!;
     this.pending = req;
-    c.decision = { action: req.action, by: req.by, ...(req.reason ? { reason: req.reason } : {}), at: iso() };
+    c.decision = { action: req.action, by: req.by, ...(req.reason ? { reason: req.reason } : {}), at: iso(), ...(identity ? { identity } : {}) };
     return c;
   }
 

@@ -516,7 +516,7 @@ export interface CanaryStatus {
   step: number;
   weight: number;
   intervals: CanaryInterval[];
-  decision?: { action: string; by: string; reason?: string; at: string };
+  decision?: { action: string; by: string; reason?: string; at: string; identity?: DecisionIdentity };
   awaitingUntil?: string;
 }
 export interface CanaryActionRequest {

@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { identitySchema, nameSchema, parseDuration, type SlipwayConfig } from '../../workflows/config';
 import type { ApprovalRequest } from '../../workflows/types';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
-import { keyDirOf, UsageError } from '../config';
+import { keyDirOf, tokenTtlSecondsOf, UsageError } from '../config';
 import { edgeTokens } from '../identity/tokens';
 import { registerTokenExchange } from './token-exchange';
 
@@ -264,10 +264,11 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
    * The one place the UI sends a decision: signed with the UI's own key (issuer "ui", pinned by the workers) for the
    * person this request authenticated — the workflow believes only that token.
    */
-  const uiTokens = edgeTokens(keyDirOf(opts.config), UI_ISSUER, local ? 'session' : 'proxy');
+  // Local mode is a pick-a-name sign-in: its decisions are marked self-asserted (amr "local"), never verified.
+  const uiTokens = edgeTokens(keyDirOf(opts.config), UI_ISSUER, local ? 'local' : 'proxy', tokenTtlSecondsOf(opts.config));
   const decide = (id: string, decision: 'approve' | 'reject', req: ApprovalRequest) => opts.slipway.decide(id, decision, req, uiTokens);
   // CI pipelines exchange their OIDC identity token here for a decision token (slipway.yaml ui.oidc).
-  if (opts.config.ui?.oidc.length) registerTokenExchange(app, { issuers: opts.config.ui.oidc, tokens: edgeTokens(keyDirOf(opts.config), UI_ISSUER, 'oidc') });
+  if (opts.config.ui?.oidc.length) registerTokenExchange(app, { issuers: opts.config.ui.oidc, tokens: edgeTokens(keyDirOf(opts.config), UI_ISSUER, 'oidc', tokenTtlSecondsOf(opts.config)) });
 
   app.post('/releases/:id/decide', async (req, reply) => {
     const who = requireIdentity(req, reply);

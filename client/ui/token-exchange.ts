@@ -26,6 +26,7 @@ export const exchangeRequestSchema = z.strictObject({
   dig: z.string().regex(/^(sha256:[a-f0-9]{64}|none)$/, 'must be sha256:<64 hex> or none').optional(),
   step: z.number().int().min(0).max(1000).optional(),
   note: z.string().max(2000).optional(),
+  src: z.string().max(600).optional(),
 });
 
 type OidcIssuer = UiConfig['oidc'][number];
@@ -35,6 +36,8 @@ export function registerTokenExchange(app: FastifyInstance, opts: { issuers: Oid
     opts.issuers.map((i) => [i.issuer, i.jwksUrl ? createRemoteJWKSet(new URL(i.jwksUrl)) : createLocalJWKSet(JSON.parse(readFileSync(i.jwksFile!, 'utf8')))]),
   );
   const deny = (reason: string) => ({ ok: false, message: `Refused: ${reason}` });
+  /** OIDC token ids already exchanged, until they expire: one CI token, one decision token. */
+  const seen = new Map<string, number>();
 
   app.post('/api/decision-tokens', async (req, reply) => {
     const bearer = /^Bearer ([A-Za-z0-9._-]{1,8192})$/.exec(String(req.headers.authorization ?? ''));
@@ -54,13 +57,23 @@ export function registerTokenExchange(app: FastifyInstance, opts: { issuers: Oid
     } catch (err) {
       return reply.code(401).send(deny(`the OIDC token does not verify: ${(err as Error).message}`));
     }
+    for (const [name, want] of Object.entries(issuer.requiredClaims)) {
+      if (claims[name] !== want) return reply.code(401).send(deny(`claim ${name} must be ${want}`));
+    }
     const rawSub = claims[issuer.subjectClaim];
-    const sub = typeof rawSub === 'string' ? normaliseIdentity(rawSub) : '';
-    if (!IDENTITY_RE.test(sub) || sub.length > 128) return reply.code(401).send(deny(`claim ${issuer.subjectClaim} does not name a user`));
+    // The raw claim must already be a plain name: folding first would let "\u212Aate" become "kate".
+    if (typeof rawSub !== 'string' || rawSub.length > 128 || !IDENTITY_RE.test(rawSub)) return reply.code(401).send(deny(`claim ${issuer.subjectClaim} does not name a user`));
+    const sub = normaliseIdentity(rawSub);
+    const now = Math.floor(Date.now() / 1000);
+    for (const [id, exp] of seen) if (exp < now) seen.delete(id);
+    const jti = typeof claims.jti === 'string' ? `${issuer.issuer}|${claims.jti}` : undefined;
+    if (!jti) return reply.code(401).send(deny('the OIDC token has no jti: it could be replayed'));
+    if (seen.has(jti)) return reply.code(401).send(deny('this OIDC token was already exchanged'));
     const rawGroups = issuer.groupsClaim ? claims[issuer.groupsClaim] : undefined;
     const groups = Array.isArray(rawGroups) ? rawGroups.filter((g): g is string => typeof g === 'string' && NAME_RE.test(g)).slice(0, 100) : [];
     const body = exchangeRequestSchema.safeParse(req.body);
     if (!body.success) return reply.code(400).send({ ok: false, message: `invalid request:\n${formatIssues(body.error)}` });
+    seen.set(jti, Number(claims.exp));
     const token = await opts.tokens.token({ ...body.data, sub, ...(groups.length ? { groups } : {}) });
     opts.log?.(`token exchange: ${sub} (${issuer.issuer}) ${body.data.act} ${body.data.rel}`);
     return reply.send({ ok: true, token, sub });

@@ -90,10 +90,11 @@ describe('identity through the CLI (rows of the bypass matrix)', () => {
     const r = await keyless('release', 'approve', started.json.workflowId, '--as', 'alice', '--json');
     expect(r.code).toBe(3);
     expect(r.json.error).toMatch(/token is required/);
+    // Without a key the CLI says so rather than send an abort signal a signed run would ignore.
     const abort = await keyless('release', 'abort', started.json.workflowId, '--reason', 'x', '--as', 'alice', '--json');
-    // Without a key the CLI falls back to the abort signal, which a signed run ignores.
+    expect(abort.code).toBe(2);
+    expect(abort.json.error).toMatch(/no key to sign/);
     expect((await slipway.status(started.json.workflowId)).phase).toBe('awaiting-approval');
-    expect(abort.code).toBe(0);
     const ok = await cli('release', 'abort', started.json.workflowId, '--reason', 'done', '--as', 'alice', '--json');
     expect(ok.code).toBe(0);
     const status = await cli('release', 'status', started.json.workflowId);
@@ -209,8 +210,9 @@ describe('canary judge', () => {
   test.each([
     ['an unknown field', 'metrics:\n  - { name: a, groups: [g], colour: red }\n', /metrics\.0: Unrecognized key.*colour/i],
     ['marginal above pass', 'metrics:\n  - { name: a, groups: [g] }\nthresholds: { pass: 70, marginal: 80 }\n', /thresholds\.marginal: must not exceed thresholds\.pass \(70\)/],
-    ['a mean-ratio increase below 1', 'metrics:\n  - { name: a, groups: [g], effectSize: { allowedIncrease: 0.9 } }\n', /metrics\.0\.effectSize\.allowedIncrease: must be at least 1 for meanRatio/],
-    ['a CLES threshold above 1', 'metrics:\n  - { name: a, groups: [g], effectSize: { measure: cles, allowedIncrease: 1.5 } }\n', /metrics\.0\.effectSize\.allowedIncrease: must be at most 1 for cles/],
+    // Kayenta gives a mean-ratio bound below 1 a meaning (it validates none of these numbers); a negative one has none.
+    ['a negative mean-ratio bound', 'metrics:\n  - { name: a, groups: [g], effectSize: { allowedIncrease: -0.9 } }\n', /metrics\.0\.effectSize\.allowedIncrease/],
+    ['a CLES threshold above 1', 'metrics:\n  - { name: a, groups: [g], effectSize: { measure: cles, allowedIncrease: 1.5 } }\n', /metrics\.0\.effectSize\.allowedIncrease: must be between 0 and 1 for cles/],
     ['a confidence level of 1', 'judge: { confidenceLevel: 1 }\nmetrics:\n  - { name: a, groups: [g] }\n', /judge\.confidenceLevel: must be between 0 and 1/],
     ['a weight for a group nobody has', 'metrics:\n  - { name: a, groups: [g] }\ngroupWeights: { h: 10 }\n', /groupWeights\.h: names a group no metric belongs to/],
   ])('refuses a config with %s (exit 2, the field named)', async (_n, text, message) => {

@@ -5,6 +5,7 @@
  * (mocked activities) is approved with an exchanged token, and the status records the OIDC identity.
  */
 import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   strangerKey = (await generateKeyPair('ES256')).privateKey;
   const publicKey = pair.publicKey;
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' }] }));
-  const config = `${sampleConfigText()}\nui: { auth: { mode: local, users: [alice] }, oidc: [ { issuer: "${ISSUER}", audience: slipway, jwksFile: "${join(dir, 'jwks.json')}", subjectClaim: actor } ] }\n`;
+  const config = `${sampleConfigText()}\nui: { auth: { mode: local, users: [alice] }, oidc: [ { issuer: "${ISSUER}", audience: slipway, jwksFile: "${join(dir, 'jwks.json')}", subjectClaim: actor, requiredClaims: { repository_owner: acme } } ] }\n`;
   harness = await startHarness(NS, noopActivities(DIGEST, 'oidc-host'), 'oidc-host');
   app = await buildUiServer({ slipway: harness.slipway, config: parseConfig(config), namespace: NS, secret: Buffer.alloc(32, 7) });
   url = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -43,8 +44,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const oidc = (o: { actor?: string; aud?: string; iss?: string; exp?: string | number; key?: KeyLike; alg?: string; kid?: string } = {}) =>
-  new SignJWT({ actor: o.actor ?? 'alice', repository: 'acme/delivery' })
+const oidc = (o: { actor?: string; aud?: string; iss?: string; exp?: string | number; key?: KeyLike; alg?: string; kid?: string; owner?: string; jti?: string | null } = {}) =>
+  new SignJWT({ actor: o.actor ?? 'alice', repository: 'acme/delivery', repository_owner: o.owner ?? 'acme', ...(o.jti === null ? {} : { jti: o.jti ?? randomUUID() }) })
     .setProtectedHeader({ alg: o.alg ?? 'ES256', kid: o.kid ?? 'k1' })
     .setIssuer(o.iss ?? ISSUER)
     .setAudience(o.aud ?? 'slipway')
@@ -65,6 +66,9 @@ const rows: { rule: string; bearer: () => Promise<string | undefined>; body?: ob
   { rule: 'expired tokens are refused', bearer: () => oidc({ exp: Math.floor(Date.now() / 1000) - 120 }), status: 401, reason: /exp/ },
   { rule: 'alg none is refused', bearer: async () => `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${Buffer.from(JSON.stringify({ iss: ISSUER, aud: 'slipway', actor: 'alice', exp: 9e9, iat: 1 })).toString('base64url')}.`, status: 401, reason: /does not verify/ },
   { rule: 'the subject claim must name a user', bearer: () => oidc({ actor: 'alice bob <x>' }), status: 401, reason: /does not name a user/ },
+  { rule: 'the pinned claims must match (another organisation\'s pipeline)', bearer: () => oidc({ owner: 'someone-else' }), status: 401, reason: /repository_owner must be acme/ },
+  { rule: 'a token without jti could be replayed', bearer: () => oidc({ jti: null }), status: 401, reason: /no jti/ },
+  { rule: 'a subject that only folds into a user name', bearer: () => oidc({ actor: '\u212Aate' }), status: 401, reason: /does not name a user/ },
   { rule: 'the caller cannot choose who it is', bearer: () => oidc(), body: { rel: 'release:delivery:v1.0.0', act: 'approve', sub: 'carol' }, status: 400, reason: /sub/ },
   { rule: 'requests are validated', bearer: () => oidc(), body: { rel: 'release:../../etc', act: 'approve' }, status: 400, reason: /rel/ },
 ];
@@ -75,9 +79,17 @@ test.each(rows)('refused: $rule', async ({ bearer, body, status, reason }) => {
   expect(((await res.json()) as { message: string }).message).toMatch(reason);
 });
 
+test('refused: an OIDC token is exchanged once', async () => {
+  const bearer = await oidc();
+  expect((await exchange(bearer)).status).toBe(200);
+  const again = await exchange(bearer);
+  expect(again.status).toBe(401);
+  expect(((await again.json()) as { message: string }).message).toMatch(/already exchanged/);
+});
+
 test('a pipeline starts and approves with exchanged tokens; the status records who, verified how', async () => {
-  const bearer = await oidc({ actor: 'Alice' });
-  const tokens = new ExchangeTokens(url, async () => bearer);
+  // A fresh OIDC token for each exchange, as GitHub's token service hands out.
+  const tokens = new ExchangeTokens(url, () => oidc({ actor: 'Alice' }));
   // The CI identity decides who the requester is, whatever the caller typed.
   const slipway = harness.slipway;
   const startedBy = new (slipway.constructor as typeof import('../helpers').TestSlipwayClient)(slipway.client, slipway.taskQueue, tokens);

@@ -10,10 +10,18 @@ import { normaliseIdentity, verifyDecisionToken, type DecisionClaims, type Expec
 const ui = generateKeyPairSync('ed25519');
 const attacker = generateKeyPairSync('ed25519');
 const NOW = Date.parse('2026-12-01T10:00:00Z');
-const trust: TrustAnchors = { issuers: [{ name: 'ui', publicKey: rawPublicKey(ui.publicKey), selfAsserted: false }], maxTtlSeconds: 300 };
+const localKey = generateKeyPairSync('ed25519');
+const trust: TrustAnchors = {
+  issuers: [
+    { name: 'ui', publicKey: rawPublicKey(ui.publicKey), selfAsserted: false },
+    { name: 'local', publicKey: rawPublicKey(localKey.publicKey), selfAsserted: true },
+  ],
+  maxTtlSeconds: 300,
+};
 const DIG = `sha256:${'a'.repeat(64)}`;
 const expect0: Expected = { act: 'approve', rel: 'release:delivery:v1.0.0', run: 'run-1', env: 'prod', dig: DIG };
 const signer = new DecisionSigner('ui', ui.privateKey, 'session', 300, () => NOW);
+const localSigner = new DecisionSigner('local', localKey.privateKey, 'local', 300, () => NOW);
 const good = (o: Partial<DecisionClaims> = {}) => signer.sign({ sub: 'alice', rel: expect0.rel, run: 'run-1', env: 'prod', dig: DIG, act: 'approve' }, o);
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 /** A token signed by any key, with any header and claims. */
@@ -51,6 +59,8 @@ const rows: { rule: string; token: () => unknown; expect?: Partial<Expected>; no
   { rule: 'single use', token: () => good({ jti: 'seen' }), used: ['seen'], reason: /already used/ },
   { rule: 'identities are normalised', token: () => good({ sub: 'Alice ' }), reason: /malformed/ },
   { rule: 'claims must be complete', token: () => raw({ alg: 'EdDSA', kid: 'ui' }, { iss: 'ui', sub: 'alice', act: 'approve' }), reason: /malformed/ },
+  { rule: 'a self-asserting key cannot claim someone authenticated the person', token: () => localSigner.sign({ sub: 'alice', rel: expect0.rel, run: 'run-1', env: 'prod', dig: DIG, act: 'approve' }, { amr: 'oidc' }), reason: /must say amr "local"/ },
+  { rule: 'a start is bound to what it releases', token: () => good({ act: 'start', src: 'image:evil.example/x@sha256:00' }), expect: { act: 'start', run: undefined, env: undefined, dig: undefined, src: 'git:abcdef1' }, reason: /issued to release image:evil/ },
   { rule: 'auth method must be known', token: () => good({ amr: 'trust-me' as never }), reason: /malformed/ },
 ];
 

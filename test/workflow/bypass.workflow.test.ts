@@ -125,7 +125,7 @@ describe('start requests', () => {
     expect(scheduled.filter((n) => n !== 'resolveRelease')).toEqual([]);
     return (err as WorkflowFailedError).cause as Error & { type?: string };
   }
-  const startToken = (version: string, o: Partial<DecisionClaims> = {}) => local.sign({ sub: 'ci-bot', rel: releaseWorkflowId('delivery', version), act: 'start', ...o });
+  const startToken = (version: string, o: Partial<DecisionClaims> = {}) => local.sign({ sub: 'ci-bot', rel: releaseWorkflowId('delivery', version), act: 'start', src: 'checkout', ...o });
 
   test('refused: a start request that carries its own plan (environments, approvers)', async () => {
     const v = uniqueVersion();
@@ -147,6 +147,11 @@ describe('start requests', () => {
     const v = uniqueVersion();
     const cause = await failure(await start({ requesterToken: startToken(v, { sub: 'mallory' }) }, v));
     expect(cause.message).toMatch(/the token is mallory's, the request names ci-bot/);
+  });
+  test('refused: a start token re-used to release another image', async () => {
+    const v = uniqueVersion();
+    const cause = await failure(await start({ image: `127.0.0.1:5000/delivery@${DIGEST}`, requesterToken: startToken(v) }, v));
+    expect(cause.message).toMatch(/issued to release checkout, the request releases image:127\.0\.0\.1:5000\/delivery@sha256/);
   });
   test('refused: a start token signed for an approval', async () => {
     const v = uniqueVersion();
