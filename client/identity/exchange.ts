@@ -27,7 +27,9 @@ export class ExchangeTokens implements DecisionTokens {
 
   /** `sub` and `groups` are not sent: the edge takes them from the verified OIDC token. */
   async token(req: DecisionRequest): Promise<string> {
-    const { sub: _sub, groups: _groups, ...bindings } = req;
+    const bindings: Partial<DecisionRequest> = { ...req };
+    delete bindings.sub;
+    delete bindings.groups;
     const res = await fetch(new URL('/api/decision-tokens', this.edgeUrl), {
       method: 'POST',
       headers: { authorization: `Bearer ${await this.oidcToken()}`, 'content-type': 'application/json', accept: 'application/json' },
