@@ -12,6 +12,7 @@
  * containers (test/integration/canary.test.ts sets that up by hand), so it is left out of the matrix.
  */
 import { Client, Connection } from '@temporalio/client';
+import { seededUniform } from '../workflows/canary/judge';
 import { temporal } from '@temporalio/proto';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -72,17 +73,8 @@ const INSIDE_SPREAD_MS: Record<string, number> = { buildImage: 2000, scanImage: 
 
 export const pointName = (p: KillPoint): string => (p.kind === 'inside' ? `inside ${p.stage} (${p.activity})` : `after ${p.stage}`);
 
-/** mulberry32: a small seeded generator, so a run is reproduced from its seed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The judge's seeded generator (mulberry32), so a run is reproduced from its seed. */
+export const seededRandom = seededUniform;
 
 export function chaosSeed(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.SLIPWAY_CHAOS_SEED;
