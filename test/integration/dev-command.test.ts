@@ -74,7 +74,7 @@ test('slipway dev: a demo release waits for approval, is approved in the UI, and
   const client = await SlipwayClient.connect(testStack().temporal, 'default');
   const { status } = await client.waitFor(id, 'done', { timeoutMs: 120_000 });
   expect(status.phase).toBe('succeeded');
-  expect(status.stages.map((s) => s.id)).toEqual(['preflight', 'build', 'scan', 'push', 'chart', 'deploy:qa', 'smoke:qa', 'approval:prod', 'scan:prod', 'promote:prod', 'deploy:prod', 'smoke:prod']);
+  expect(status.stages.map((s) => s.id)).toEqual(['plan', 'preflight', 'build', 'scan', 'push', 'chart', 'deploy:qa', 'smoke:qa', 'approval:prod', 'scan:prod', 'promote:prod', 'deploy:prod', 'smoke:prod']);
   // The demo deploys to the local clusters: QA and production each run this release's digest.
   expect(status.deployments?.prod).toMatchObject({ context: 'kwok-slipway-prod', namespace: 'delivery', state: 'deployed', image: `127.0.0.1:5000/prod/delivery@${status.digest}` });
   expect(status.approvals[0]).toMatchObject({ approver: 'alice', comment: 'from the dev test' });

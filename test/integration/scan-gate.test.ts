@@ -142,7 +142,7 @@ test('a release from an existing image is scanned in its registry, then exactly 
   const input = plan({ service: 'clean', image: source.replace(/@.*/, `:${first.status.version}`), config: sampleConfigText({ qaScan: '{ failOn: high }' }) });
   const { workflowId } = await slipway.start(input);
   const { status } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 120_000 });
-  expect(status.stages.map((s) => s.id)).toEqual(['scan', 'import', 'approval:prod', 'promote:prod']);
+  expect(status.stages.map((s) => s.id)).toEqual(['plan', 'scan', 'import', 'approval:prod', 'promote:prod']);
   expect(status.error).toBeUndefined();
   expect(stage(status, 'scan').result).toMatchObject({ verdict: 'pass', digest: first.status.digest });
   expect(status.digest).toBe(first.status.digest);
