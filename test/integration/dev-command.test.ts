@@ -64,10 +64,13 @@ test('slipway dev: a demo release waits for approval, is approved in the UI, and
   remember(signIn);
   const id = `release:delivery:${version}`;
   const page = await fetch(`${base}/releases/${encodeURIComponent(id)}`, { headers: { cookie: cookies.join('; ') } });
+  const html = await page.text();
+  // The form's hidden fields, as a browser sends them: the environment and digest it was shown.
+  const field = (name: string) => encodeURIComponent(new RegExp(`name="${name}" value="([^"]+)"`).exec(html)![1]);
   const decide = await fetch(`${base}/releases/${encodeURIComponent(id)}/decide`, {
     method: 'POST',
     headers: { cookie: cookies.join('; '), accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
-    body: `_csrf=${csrf(await page.text())}&decision=approve&comment=from+the+dev+test`,
+    body: `_csrf=${csrf(html)}&environment=${field('environment')}&digest=${field('digest')}&decision=approve&comment=from+the+dev+test`,
   });
   expect(await decide.json()).toMatchObject({ ok: true });
 

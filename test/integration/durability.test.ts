@@ -4,14 +4,15 @@
  */
 import { temporal } from '@temporalio/proto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SlipwayClient } from '../../client/client';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { parseConfig, planRelease } from '../../client/config';
 import { deployConfigText, helmHistory, labelNode, uniqueNamespace } from '../deploy-helpers';
-import { connectClient, plan, ROOT, uniqueVersion } from '../helpers';
+import { connectClient, plan, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const NS = 'slipway-it';
@@ -36,9 +37,19 @@ let slipway: SlipwayClient;
 let close: () => Promise<void>;
 const children: ChildProcess[] = [];
 
-function startWorker(): ChildProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', '--role', 'all'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+/** The workers read each release's plan from their own slipway.yaml: the test writes the one its release uses. */
+function configFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'slipway-durability-')), 'slipway.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+function startWorker(config: string): ChildProcess {
+  const child = spawn(process.execPath, [CLI, '--config', config, 'worker', '--role', 'all'], { cwd: ROOT, env: workerEnv, stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr!.on('data', () => undefined);
+  // A worker started after a timed-out test's cleanup must not keep jest alive (afterAll kills the ones it knows).
+  child.unref();
+  (child.stderr as unknown as { unref?: () => void }).unref?.();
   children.push(child);
   return child;
 }
@@ -73,17 +84,18 @@ afterAll(async () => {
 test('kill -9 during the build and during the push: a new worker finishes, one image per tag, same digest', async () => {
   const input = plan({ service: 'slow' });
   const { workflowId } = await slipway.start(input);
+  const config = configFile(sampleConfigText());
 
-  const first = startWorker();
+  const first = startWorker(config);
   await untilStarted(workflowId, 'buildImage');
   await new Promise((r) => setTimeout(r, 1500));
   await killed(first);
 
-  const second = startWorker();
+  const second = startWorker(config);
   await untilStarted(workflowId, 'pushImage', 180_000);
   await killed(second);
 
-  startWorker();
+  startWorker(config);
   const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 180_000 });
   expect(status.error).toBeUndefined();
   expect(reached).toBe(true);
@@ -125,7 +137,7 @@ test('kill -9 during helm upgrade --wait: the new worker finishes the deploy wit
   const input = planRelease(parseConfig(config), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
   const { workflowId } = await slipway.start(input);
 
-  const first = startWorker();
+  const first = startWorker(configFile(config));
   await untilStarted(workflowId, 'deployChart', 180_000);
   const target = { context: stack.contexts.qa, namespace: `${ns}-qa` };
   // Helm has recorded its pending revision: it is inside `upgrade --wait` now.
@@ -135,7 +147,7 @@ test('kill -9 during helm upgrade --wait: the new worker finishes the deploy wit
 
   // The pods may now be scheduled; the orphaned Helm (or nobody) completes revision 1, and a new worker resumes.
   await labelNode('qa', { 'slipway.dev/pool': pool });
-  startWorker();
+  startWorker(configFile(config));
   const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 180_000 });
   expect(status.error).toBeUndefined();
   expect(reached).toBe(true);
