@@ -47,7 +47,7 @@ function adoptFixtureTrivyDb(): void {
 export async function startWorkers(opts: { role: string; address: string; namespace: string; workspace?: string; config?: string }): Promise<Worker[]> {
   const connection = await connectWorker({ address: opts.address, namespace: opts.namespace });
   const workers: Worker[] = [];
-  if (opts.role === 'orchestrator' || opts.role === 'all') workers.push(await createOrchestratorWorker({ connection, namespace: opts.namespace, configFile: opts.config }));
+  if (opts.role === 'orchestrator' || opts.role === 'all') workers.push(await createOrchestratorWorker({ connection, namespace: opts.namespace, configFile: opts.config, repoRoot: opts.workspace }));
   if (opts.role === 'builder' || opts.role === 'all') workers.push(...(await createBuilderWorkers({ connection, namespace: opts.namespace, workspace: opts.workspace })));
   if (!workers.length) throw new Error(`--role must be orchestrator, builder or all, not "${opts.role}"`);
   return workers;

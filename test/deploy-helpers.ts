@@ -42,7 +42,8 @@ ${o.qaCanary ? `    canary: ${o.qaCanary}
     approval: ${o.approval ?? '{ approvers: [alice] }'}
     deploy: ${o.prodDeploy ?? '{ timeout: 60s, smoke: [ { type: rollout } ] }'}
 ${o.prodCanary ? `    canary: ${o.prodCanary}
-` : ''}services:
+` : ''}identity: { issuers: [ { name: ui } ], local: true }
+services:
   delivery:
     build: { context: services/delivery, args: { VERSION: test } }
     chart:

@@ -24,6 +24,8 @@ export interface OrchestratorOptions {
   taskQueue?: string;
   /** slipway.yaml: where each release's plan and trusted keys come from (default $SLIPWAY_CONFIG, else ./slipway.yaml). */
   configFile?: string;
+  /** The checkout charts are checked in (the builders' workspace); default: beside the configuration file. */
+  repoRoot?: string;
 }
 
 export async function createOrchestratorWorker(opts: OrchestratorOptions): Promise<Worker> {
@@ -43,7 +45,7 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: {
-      ...createPlanActivities({ config: configFromFile(opts.configFile ?? process.env.SLIPWAY_CONFIG ?? 'slipway.yaml') }),
+      ...createPlanActivities({ config: configFromFile(opts.configFile ?? process.env.SLIPWAY_CONFIG ?? 'slipway.yaml', opts.repoRoot) }),
       ...createRegistryActivities({ registries }),
       ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
       // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).

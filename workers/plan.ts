@@ -58,8 +58,8 @@ export interface PlanDeps {
   config: (req: ResolveReleaseInput) => { config: SlipwayConfig; source: string; repoRoot?: string };
 }
 
-/** slipway.yaml from a file: `SLIPWAY_CONFIG`, else the worker's `--config`. */
-export const configFromFile = (file: string): PlanDeps['config'] => () => ({ config: loadConfig(file), source: resolve(file), repoRoot: dirname(resolve(file)) });
+/** slipway.yaml from a file; charts are checked in `repoRoot` (the workers' checkout), else beside the file. */
+export const configFromFile = (file: string, repoRoot?: string): PlanDeps['config'] => () => ({ config: loadConfig(file), source: resolve(file), repoRoot: repoRoot ?? dirname(resolve(file)) });
 
 export function createPlanActivities(deps: PlanDeps): Pick<SlipwayActivities, 'resolveRelease'> {
   return {
