@@ -142,6 +142,12 @@ export interface DeployDeps {
   holderActive?: (holder: string) => Promise<boolean>;
   /** How often waits re-check (tests shorten it). */
   pollMs?: number;
+  /**
+   * How long a retried deploy waits for a pending revision its own run started before it takes that revision for
+   * abandoned (its Helm died with the worker) and recovers it. Defaults to the activity's heartbeat timeout
+   * (15–60 s): Temporal retried this attempt only after its predecessor stopped heartbeating for that long.
+   */
+  abandonedAfterMs?: number;
 }
 
 type Mark = { release?: string; run?: string; environment?: string };
@@ -161,6 +167,48 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       progress({ waiting: `revision ${latest.revision} is ${latest.status}` });
       await sleep(poll);
     }
+  }
+
+  const abandonedAfter = (): number => {
+    if (deps.abandonedAfterMs !== undefined) return deps.abandonedAfterMs;
+    let hb: number | undefined;
+    try {
+      hb = Context.current().info.heartbeatTimeoutMs;
+    } catch {
+      /* outside an activity */
+    }
+    return Math.min(60_000, Math.max(15_000, hb ?? 30_000));
+  };
+
+  /**
+   * A revision this run's earlier attempt left pending: its worker died with Helm inside `upgrade --wait`, and the
+   * tool died with it (exec.ts asks the kernel to kill tools with their worker), so nobody will ever complete it and
+   * Helm refuses every further upgrade. After a grace period (in case that Helm still runs somewhere) the revision
+   * is undone the way an operator would: an install is uninstalled, an upgrade rolled back to the last deployed
+   * revision. The deploy then runs once more from a clean state; what the dead attempt applied is reconciled by it.
+   */
+  async function recoverAbandoned(target: KubeTargetPlan, release: string, input: { releaseId: string; runId: string; environment: string; timeoutMs: number }) {
+    let history = await deployer.history(target, release);
+    let latest = history.at(-1);
+    if (!latest?.status.startsWith('pending')) return undefined;
+    const mark = markOf(await deployer.values(target, release, latest.revision));
+    if (mark.release !== input.releaseId || mark.run !== input.runId || mark.environment !== input.environment) return undefined;
+    const deadline = Date.now() + abandonedAfter();
+    while (latest?.status.startsWith('pending') && Date.now() < deadline) {
+      heartbeat({ waiting: `revision ${latest.revision} is ${latest.status} (started by an earlier attempt)` });
+      await sleep(Math.min(poll, 1_000));
+      history = await deployer.history(target, release);
+      latest = history.at(-1);
+    }
+    if (!latest?.status.startsWith('pending')) return undefined; // its Helm was alive after all: resume as before
+    const previous = [...history].reverse().find((h) => h.revision < latest!.revision && (h.status === 'deployed' || h.status === 'superseded'));
+    heartbeat({ recovering: release, revision: latest.revision, status: latest.status });
+    if (previous) {
+      await deployer.rollback(target, release, previous.revision, input.timeoutMs, heartbeat);
+      return { revision: latest.revision, status: latest.status, action: 'rolled-back' as const, to: previous.revision };
+    }
+    await deployer.uninstall(target, release, input.timeoutMs, heartbeat);
+    return { revision: latest.revision, status: latest.status, action: 'uninstalled' as const };
   }
 
   /** The Deployment the chart manages for this release (labelled app.kubernetes.io/instance=<release>). */
@@ -244,6 +292,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       const wanted: ReleaseImage = { ...input.image, version: input.version };
       const layout = input.imageValues ?? DEFAULT_IMAGE_VALUES;
       return guarded(async () => {
+        const recovered = await recoverAbandoned(target, release, input);
         const latest = (await settled(target, release, input.timeoutMs, heartbeat)).at(-1);
         let revision: number;
         let resumed = false;
@@ -301,7 +350,7 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
           throw await rolloutFailure(target, release, state.failed ?? `revision ${revision} is deployed but its rollout did not complete within ${input.timeoutMs} ms`);
         }
         const pinned = await runningPinned(target, release, wanted);
-        return { release, revision, resumed, image, replicas: state.replicas, available: state.available, durationMs: Date.now() - started, pinned };
+        return { release, revision, resumed, ...(recovered ? { recovered } : {}), image, replicas: state.replicas, available: state.available, durationMs: Date.now() - started, pinned };
       });
     },
 
@@ -309,15 +358,27 @@ export function createDeployActivities(deps: DeployDeps): Pick<SlipwayActivities
       const input = check(rollbackInputSchema, raw, 'rollbackDeploy');
       const { target, service: release } = input;
       return guarded(async () => {
-        const history = await settled(target, release, input.timeoutMs, heartbeat);
+        const ours = (m: Mark) => m.release === input.releaseId && m.run === input.runId;
+        const isOwnRollback = async (h: HelmRevision[], r: HelmRevision) => {
+          const before = h.find((x) => x.revision === r.revision - 1);
+          return r.description === `Rollback to ${input.toRevision}` && before !== undefined && ours(markOf(await deployer.values(target, release, before.revision)));
+        };
+        // A rollback this run's earlier attempt started and whose Helm died with its worker stays pending for ever:
+        // wait only the grace period for it, then roll back again (Helm allows a rollback over a pending revision).
+        const first = await deployer.history(target, release);
+        const own = first.at(-1)?.status === 'pending-rollback' && (await isOwnRollback(first, first.at(-1)!));
+        const history = await settled(target, release, own ? abandonedAfter() : input.timeoutMs, heartbeat);
         const latest = history.at(-1);
         if (!latest) return { action: 'nothing-to-do', toRevision: input.toRevision, note: `${release} is not installed in ${where(target)}` };
         const mark = markOf(await deployer.values(target, release, latest.revision));
-        const ours = (m: Mark) => m.release === input.releaseId && m.run === input.runId;
+        if (latest.status === 'pending-rollback' && (await isOwnRollback(history, latest))) {
+          await deployer.rollback(target, release, input.toRevision, input.timeoutMs, heartbeat);
+          const now = (await deployer.history(target, release)).at(-1);
+          return { action: 'rolled-back', toRevision: input.toRevision, revision: now?.revision, note: `${input.reason} — rolled back to revision ${input.toRevision} (again: revision ${latest.revision} was left pending)` };
+        }
         if (!ours(mark)) {
           // A retry after a rollback that already happened finds the rollback revision on top of this release's.
-          const before = history.find((h) => h.revision === latest.revision - 1);
-          const done = latest.description === `Rollback to ${input.toRevision}` && before && ours(markOf(await deployer.values(target, release, before.revision)));
+          const done = !latest.status.startsWith('pending') && (await isOwnRollback(history, latest));
           if (done) return { action: 'rolled-back', toRevision: input.toRevision, revision: latest.revision, note: `revision ${latest.revision} restored revision ${input.toRevision}` };
           return {
             action: 'skipped',

@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, delimiter, join } from 'node:path';
+import { basename, delimiter, isAbsolute, join } from 'node:path';
 
 export interface ToolRun {
   stdout: string;
@@ -112,6 +112,9 @@ function track(pid: number): void {
   });
 }
 
+/** util-linux's setpriv (Debian's essential util-linux package); without it tools run as before. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p));
+
 export function runTool(binary: string, args: string[], opts: ToolOptions): Promise<ToolRun> {
   const ctx = activityContext();
   const abort = opts.signal ?? ctx?.cancellationSignal;
@@ -130,8 +133,11 @@ export function runTool(binary: string, args: string[], opts: ToolOptions): Prom
     let startError: Error | undefined;
     const timers: NodeJS.Timeout[] = [];
 
-    // detached: the tool leads a new process group, so -pid reaches it and everything it started.
-    const child = spawn(binary, args, { env: opts.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // detached: the tool leads a new process group, so -pid reaches it and everything it started. That group
+    // outlives a worker killed with SIGKILL (no exit hook runs), so setpriv also asks the kernel to SIGKILL the tool
+    // when the worker dies (PR_SET_PDEATHSIG) — else a helm upgrade would go on with nobody to report it.
+    const [file, argv] = SETPRIV && isAbsolute(binary) && existsSync(binary) ? [SETPRIV, ['--pdeathsig', 'KILL', '--', binary, ...args]] : [binary, args];
+    const child = spawn(file, argv, { env: opts.env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid) track(child.pid);
     const killGroup = (sig: NodeJS.Signals) => {
       if (!child.pid) return;

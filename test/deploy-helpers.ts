@@ -1,5 +1,6 @@
 /** Helpers for releases that deploy to the local kwok clusters: a config, Helm history and the Kubernetes API. */
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { k8s } from '../activities/kubernetes/client';
 import { KubeCluster } from '../activities/kubernetes/cluster';
@@ -80,3 +81,18 @@ export function canaryText(o: { prometheus: string; steps: string; decisionTimeo
         groupWeights: { errors: 80, latency: 20 } },
       steps: ${o.steps}, decisionTimeout: ${o.decisionTimeout ?? '1h'} }`;
 }
+
+/** The pids of the helm processes working in a namespace, read from /proc (not through the code under test). */
+export function helmProcessesIn(namespace: string): number[] {
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv.some((a) => a === 'helm' || a.endsWith('/helm')) && argv.includes(namespace)) pids.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+

@@ -390,6 +390,11 @@ export interface DeployChartResult {
   revision: number;
   /** True when a previous attempt (a worker that died) had already started this upgrade: no second upgrade ran. */
   resumed: boolean;
+  /**
+   * A revision an earlier attempt left pending (its worker and Helm were killed) and that this attempt undid before
+   * deploying again: an install is uninstalled, an upgrade rolled back to the last deployed revision `to`.
+   */
+  recovered?: { revision: number; status: string; action: 'uninstalled' | 'rolled-back'; to?: number };
   image: string;
   replicas: number;
   available: number;

@@ -11,7 +11,7 @@ import type { SlipwayClient } from '../../client/client';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { parseConfig, planRelease } from '../../client/config';
-import { deployConfigText, helmHistory, labelNode, uniqueNamespace } from '../deploy-helpers';
+import { deployConfigText, helmHistory, helmProcessesIn, labelNode, uniqueNamespace } from '../deploy-helpers';
 import { connectClient, plan, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
@@ -127,7 +127,7 @@ test('kill -9 during the build and during the push: a new worker finishes, one i
   expect(tags.tags.filter((t: string) => t === input.version)).toHaveLength(1);
 }, 420_000);
 
-test('kill -9 during helm upgrade --wait: the new worker finishes the deploy without a second upgrade', async () => {
+test('kill -9 during helm upgrade --wait: Helm dies with the worker, and the new worker recovers the pending install', async () => {
   // Workers left by the test above would take the deploy; only the worker this test kills may.
   for (const c of children) if (c.exitCode === null && c.signalCode === null) await killed(c);
   const ns = uniqueNamespace('kill');
@@ -145,14 +145,19 @@ test('kill -9 during helm upgrade --wait: the new worker finishes the deploy wit
   expect((await helmHistory('qa', target.namespace)).map((h) => h.status)).toEqual(['pending-install']);
   await killed(first);
 
-  // The pods may now be scheduled; the orphaned Helm (or nobody) completes revision 1, and a new worker resumes.
+  // Helm died with its worker (no orphan goes on to finish the revision): it stays pending with nobody to complete it.
+  await new Promise((r) => setTimeout(r, 2_000));
+  expect(helmProcessesIn(target.namespace)).toEqual([]);
+  expect((await helmHistory('qa', target.namespace)).map((h) => h.status)).toEqual(['pending-install']);
+
+  // The pods may now be scheduled; the new worker's attempt takes the abandoned install back and installs once more.
   await labelNode('qa', { 'slipway.dev/pool': pool });
   startWorker(configFile(config));
-  const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 180_000 });
+  const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 240_000 });
   expect(status.error).toBeUndefined();
   expect(reached).toBe(true);
   const deploy = status.stages.find((s) => s.id === 'deploy:qa')!;
-  expect(deploy.result).toMatchObject({ revision: 1, resumed: true });
+  expect(deploy.result).toMatchObject({ revision: 1, resumed: false, recovered: { revision: 1, status: 'pending-install', action: 'uninstalled' } });
   expect((await helmHistory('qa', target.namespace)).map((h) => [h.revision, h.status])).toEqual([[1, 'deployed']]);
 
   const history = await slipway.handle(workflowId).fetchHistory();

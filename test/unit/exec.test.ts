@@ -84,3 +84,26 @@ test('inside an activity: heartbeats on a timer with progress, and the activity 
   expect(beats.length).toBeGreaterThanOrEqual(5);
   expect(beats[beats.length - 1]).toMatchObject({ tool: `tool-${n}`, elapsedMs: expect.any(Number), lastLine: 'children started' });
 });
+
+test('a worker killed with SIGKILL takes its running tool with it (no orphaned helm or trivy)', async () => {
+  // A worker process (the compiled exec.ts) runs a long tool; then the worker is killed as kill -9 would.
+  const { spawn } = await import('node:child_process');
+  const exec = join(__dirname, '..', '..', 'dist', 'activities', 'exec.js');
+  const worker = spawn(process.execPath, ['-e', `const { runTool } = require(${JSON.stringify(exec)}); const p = runTool('/bin/sleep', ['1000'], { timeoutMs: 600000 }); setInterval(() => {}, 1000); p.then(() => process.exit(0));`], { stdio: 'ignore' });
+  let tool: number | undefined;
+  await waitUntil(() => {
+    // The tool is the worker's child: /proc/<pid>/stat field 4 is the parent pid.
+    const { readdirSync, readFileSync } = require('node:fs') as typeof import('node:fs');
+    for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === worker.pid && /\(sleep\)/.test(stat)) tool = Number(d);
+      } catch {
+        /* gone */
+      }
+    }
+    return tool !== undefined;
+  }, 10_000, 'the worker started its tool');
+  worker.kill('SIGKILL');
+  await allGone([tool!], 5_000);
+});
