@@ -3,8 +3,8 @@
  * Prometheus, remove the canary. Judging is the workflow's (workflows/canary/judge.ts, pure), so every score and
  * decision is recorded in the history next to the measurements it was made from.
  */
-import { ErrorTypes } from '../workflows/errors';
-import type { CanaryMeasurement, MeasureCanaryInput, RemoveCanaryInput, SetCanaryWeightInput, StartCanaryInput, StartCanaryResult } from '../workflows/types';
+import { ErrorTypes } from '../model/errors';
+import type { CanaryMeasurement, MeasureCanaryInput, RemoveCanaryInput, SetCanaryWeightInput, StartCanaryInput, StartCanaryResult } from '../model/types';
 import type { SlipwayActivities } from './contract';
 import { heartbeat } from './common';
 import { guarded } from './deploy';

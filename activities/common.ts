@@ -3,8 +3,8 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import type { ZodType } from 'zod';
-import { formatIssues } from '../workflows/config';
-import { ErrorTypes } from '../workflows/errors';
+import { formatIssues } from '../model/config';
+import { ErrorTypes } from '../model/errors';
 
 export function check<T>(schema: ZodType<T>, input: unknown, name: string): T {
   const r = schema.safeParse(input);

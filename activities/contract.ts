@@ -27,8 +27,8 @@ import type {
   ScanImageInput,
   ResolveReleaseInput,
   ResolvedRelease,
-} from '../workflows/types';
-import type { ScanReport } from '../workflows/scan-policy';
+} from '../model/types';
+import type { ScanReport } from '../model/scan-policy';
 
 export interface SlipwayActivities {
   /** The release plan and the trusted decision-token keys, from the workers' own configuration. */

@@ -9,7 +9,7 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmS
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { ErrorTypes } from '../workflows/errors';
+import { ErrorTypes } from '../model/errors';
 import {
   deployChartInputSchema,
   deployLockInputSchema,
@@ -22,7 +22,7 @@ import {
   type KubeTargetPlan,
   type RollbackResult,
   type SmokeTestResult,
-} from '../workflows/types';
+} from '../model/types';
 import type { SlipwayActivities } from './contract';
 import { HelmError } from './helm/helm';
 import { DEFAULT_IMAGE_VALUES, parseImageRef, pinningProblems, renderedContainers, withImageValues, type ReleaseImage } from './helm/images';

@@ -3,7 +3,7 @@
  * with the table's retryable flag, `classifyHttp` and `classifyNetwork` map what HTTP-speaking adapters meet.
  */
 import { ApplicationFailure } from '@temporalio/activity';
-import { ErrorTypes, isRetryable, type ErrorType } from '../workflows/errors';
+import { ErrorTypes, isRetryable, type ErrorType } from '../model/errors';
 
 export function portError(type: ErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: !isRetryable(type), details: details ? [details] : undefined });

@@ -5,8 +5,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { check, heartbeat, resolveInside, signal } from './common';
 import { statSync } from 'node:fs';
-import { ErrorTypes } from '../workflows/errors';
-import { hostQueue } from '../workflows/queues';
+import { ErrorTypes } from '../model/errors';
+import { hostQueue } from '../model/queues';
 import {
   buildImageInputSchema,
   copyImageInputSchema,
@@ -14,7 +14,7 @@ import {
   scanImageInputSchema,
   type BuildImageResult,
   type RegistryRef,
-} from '../workflows/types';
+} from '../model/types';
 import type { SlipwayActivities } from './contract';
 import { BuildError, PushError } from './docker/builder';
 import { classifyNetwork, classifyRegistryMessage, portError } from './errors';

@@ -2,8 +2,8 @@
  * Ports: one interface per external concern. Adapters (one per vendor) implement them and take their clients as
  * constructor arguments, so tests hand them real clients pointed at local servers.
  */
-import type { ScanReport } from '../workflows/scan-policy';
-import type { CopyImageInput, CopyImageResult, RegistryRef } from '../workflows/types';
+import type { ScanReport } from '../model/scan-policy';
+import type { CopyImageInput, CopyImageResult, RegistryRef } from '../model/types';
 
 export type Progress = (details: Record<string, unknown>) => void;
 

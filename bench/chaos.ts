@@ -21,13 +21,13 @@ import { homedir, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { SlipwayClient } from '../client/client';
 import { localTokens } from '../client/identity/tokens';
-import { parseConfig } from '../client/config';
+import { parseConfig } from '../model/plan';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistryClient } from '../activities/registry/oci-client';
-import { ALL_SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
-import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
-import type { ReleaseStatus } from '../workflows/types';
+import { ALL_SEARCH_ATTRIBUTES } from '../model/search-attributes';
+import { ORCHESTRATOR_QUEUE } from '../model/queues';
+import type { ReleaseStatus } from '../model/types';
 
 const EventType = temporal.api.enums.v1.EventType;
 const PendingState = temporal.api.enums.v1.PendingActivityState;

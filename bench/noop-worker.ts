@@ -5,7 +5,7 @@
 import { NativeConnection, Worker, Runtime, DefaultLogger } from '@temporalio/worker';
 import type { SlipwayActivities } from '../activities/contract';
 import { configFromFile, createPlanActivities } from '../workers/plan';
-import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../workflows/queues';
+import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
 
 /** Activities that do nothing and report one fixed digest: orchestration alone (also the CLI tests' fakes). */
 export const noopActivities = (digest = `sha256:${'e'.repeat(64)}`, hostId = 'bench'): SlipwayActivities => ({

@@ -16,14 +16,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SlipwayClient } from '../client/client';
 import { localTokens } from '../client/identity/tokens';
-import { parseConfig, planRelease } from '../client/config';
+import { parseConfig, planRelease } from '../model/plan';
 import { ensureDocker, ensureRegistry, ensureTemporal, type RegistryEndpoint } from '../client/stack';
 import { ensureBaseImage } from '../client/stack/base-image';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistry } from '../activities/registry/oci';
 import { dockerFromEnv } from '../workers/builder';
-import type { ReleaseInput } from '../workflows/types';
+import type { ReleaseInput } from '../model/types';
 import { clusterBench, deployBench } from './deploy';
 
 const NS = 'slipway-bench';

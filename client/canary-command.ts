@@ -5,12 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { formatIssues } from '../workflows/config';
-import { judge, type JudgeConfig, type JudgeResult } from '../workflows/canary/judge';
-import { judgeConfigSchema } from '../workflows/canary/schema';
+import { formatIssues } from '../model/config';
+import { judge } from '../workflows/canary/judge';
+import { asJudgeConfig, judgeConfigSchema, type JudgeConfig, type JudgeResult } from '../model/canary';
 
 export { judgeConfigSchema };
-import { UsageError } from './config';
+import { UsageError } from '../model/errors';
 
 const valueSchema = z.union([z.number(), z.null(), z.literal('NaN')]).transform((v) => (typeof v === 'number' ? v : NaN));
 export const judgeDataSchema = z.strictObject({
@@ -34,7 +34,7 @@ function readDoc(file: string, what: string): unknown {
 export function loadJudgeConfig(file: string): JudgeConfig {
   const r = judgeConfigSchema.safeParse(readDoc(file, '--config'));
   if (!r.success) throw new UsageError(`${file} is not a valid judge config:\n${formatIssues(r.error)}`);
-  return r.data as JudgeConfig;
+  return asJudgeConfig(r.data);
 }
 
 export function runJudge(configFile: string, dataFile: string): JudgeResult {

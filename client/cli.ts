@@ -9,11 +9,13 @@
 import { Command, CommanderError } from 'commander';
 import { userInfo } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { parseDuration } from '../workflows/config';
-import { releaseWorkflowId } from '../workflows/queues';
-import type { ReleaseStatus } from '../workflows/types';
+import { parseDuration } from '../model/config';
+import { releaseWorkflowId, isReleaseId, RELEASE_ID_RULE } from '../model/identifiers';
+import type { ReleaseStatus } from '../model/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
-import { checkChart, keyDirOf, loadConfig, planRelease, tokenTtlSecondsOf, UsageError } from './config';
+import { checkChart, keyDirOf, loadConfig } from './config';
+import { planRelease, tokenTtlSecondsOf } from '../model/plan';
+import { UsageError } from '../model/errors';
 import { localTokens, type DecisionTokens } from './identity/tokens';
 import { ExchangeTokens } from './identity/exchange';
 import { renderStatus } from './render';
@@ -60,7 +62,7 @@ function durationOpt(text: string | undefined, name: string): number | undefined
 
 function releaseId(id: string | undefined, o: { service?: string; version?: string }): string {
   if (id) {
-    if (!/^release:[a-z][a-z0-9-]*:[A-Za-z0-9._-]+$/.test(id)) throw new UsageError(`release id: must look like release:<service>:<version>, got "${id}"`);
+    if (!isReleaseId(id)) throw new UsageError(`release id: ${RELEASE_ID_RULE}, got "${id}"`);
     return id;
   }
   if (o.service && o.version) return releaseWorkflowId(o.service, o.version);

@@ -7,16 +7,17 @@ import {
   WorkflowUpdateFailedError,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { ErrorTypes } from '../workflows/errors';
+import { ErrorTypes } from '../model/errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import type { DecisionTokens } from './identity/tokens';
-import { readClaims, startSource } from '../workflows/decision-token';
-import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../workflows/queues';
-import { SA } from '../workflows/search-attributes';
-import { parseInboxEntry } from '../workflows/inbox';
-import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseStatus, type StartRequest } from '../workflows/types';
+import { readClaims, startSource } from '../model/decision-token';
+import { ORCHESTRATOR_QUEUE } from '../model/queues';
+import { releaseWorkflowId } from '../model/identifiers';
+import { SA } from '../model/search-attributes';
+import { parseInboxEntry } from '../model/inbox';
+import { rollbackWorkflowId, TERMINAL_PHASES, type CanaryActionRequest, type CanaryStatus, type RollbackRequest, type RollbackResult, type InboxEntry, type ApprovalRequest, type ApprovalResponse, type ReleaseStatus, type StartRequest } from '../model/types';
 import type { releaseWorkflow } from '../workflows/release';
-import { UsageError } from './config';
+import { UsageError } from '../model/errors';
 
 export class ApprovalRefusedError extends Error {
   override name = 'ApprovalRefusedError';

@@ -3,7 +3,7 @@
  * writes (app.kubernetes.io/*, slipway.dev/owner, release, digest) — not from slipway's own records.
  */
 import type { Cluster } from '../activities/ports';
-import type { SlipwayConfig } from '../workflows/config';
+import type { SlipwayConfig } from '../model/config';
 
 export interface InventoryRow {
   environment: string;

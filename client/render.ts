@@ -1,5 +1,5 @@
 /** Human-readable status for the terminal. */
-import type { DecisionIdentity, ReleaseStatus } from '../workflows/types';
+import type { DecisionIdentity, ReleaseStatus } from '../model/types';
 
 export function renderStatus(s: ReleaseStatus): string {
   const lines = [`${s.service} ${s.version} — ${s.phase}${s.digest ? ` — ${s.digest}` : ''}`, `requested by ${s.requester}${verifiedBy(s.requesterIdentity)} at ${s.startedAt}`];

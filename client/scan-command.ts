@@ -2,9 +2,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ScannerError, parseTrivyReport } from '../activities/scanner/trivy';
-import { formatIssues, scanPlanOf, scanPolicySchema } from '../workflows/config';
-import { describeViolations, evaluate, type ScanPolicy, type Verdict } from '../workflows/scan-policy';
-import { loadConfig, UsageError } from './config';
+import { formatIssues, scanPlanOf, scanPolicySchema } from '../model/config';
+import { describeViolations, evaluate, type ScanPolicy, type Verdict } from '../model/scan-policy';
+import { loadConfig } from './config';
+import { UsageError } from '../model/errors';
 
 export function loadPolicy(policy: string, configFile: string): ScanPolicy {
   let raw: unknown;

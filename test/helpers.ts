@@ -5,12 +5,13 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { SlipwayClient, type StartResult } from '../client/client';
-import { parseConfig, planRelease } from '../client/config';
+import { parseConfig, planRelease } from '../model/plan';
 import { localTokens } from '../client/identity/tokens';
 import { canonicalJson, sha256Of, trustAnchorsOf } from '../workers/plan';
 import type { SlipwayActivities } from '../activities/contract';
-import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue, releaseWorkflowId } from '../workflows/queues';
-import type { ReleaseInput, ReleaseStatus, StartRequest } from '../workflows/types';
+import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
+import { releaseWorkflowId } from '../model/identifiers';
+import type { ReleaseInput, ReleaseStatus, StartRequest } from '../model/types';
 import { testStack } from './setup/stack-info';
 
 let runtimeInstalled = false;

@@ -10,7 +10,7 @@ import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { DockerImageBuilder } from '../activities/docker/builder';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
-import { BUILD_QUEUE, hostQueue } from '../workflows/queues';
+import { BUILD_QUEUE, hostQueue } from '../model/queues';
 
 export interface BuilderOptions {
   connection: NativeConnection;

@@ -11,7 +11,7 @@ import { PrometheusProvider } from '../activities/metrics/prometheus';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
-import { ORCHESTRATOR_QUEUE } from '../workflows/queues';
+import { ORCHESTRATOR_QUEUE } from '../model/queues';
 import type { TemporalSettings } from './connection';
 import { configFromFile, createPlanActivities } from './plan';
 

@@ -8,12 +8,14 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
-import { checkChart, loadConfig, planRelease, UsageError } from '../client/config';
+import { checkChart, loadConfig } from '../client/config';
+import { planRelease } from '../model/plan';
+import { UsageError } from '../model/errors';
 import { ensureKeyPair, keyDirFor, rawPublicKey } from '../client/identity/keys';
-import { parseDuration, type IdentityConfig, type SlipwayConfig } from '../workflows/config';
-import { normaliseIdentity, type TrustAnchors } from '../workflows/decision-token';
-import { ErrorTypes } from '../workflows/errors';
-import type { ResolveReleaseInput } from '../workflows/types';
+import { parseDuration, type IdentityConfig, type SlipwayConfig } from '../model/config';
+import { normaliseIdentity, type TrustAnchors } from '../model/decision-token';
+import { ErrorTypes } from '../model/errors';
+import type { ResolveReleaseInput } from '../model/types';
 import type { SlipwayActivities } from '../activities/contract';
 
 /** The issuer name reserved for self-asserted identities signed with the local stack's key. */

@@ -1,6 +1,6 @@
 /** The approval rules, as a pure function: the Update validators call it, and so can the UI before it asks. */
-import { normaliseIdentity } from './decision-token';
-import type { ApprovalPlan, ApprovalRecord, ApprovalRequest } from './types';
+import { normaliseIdentity } from '../model/decision-token';
+import type { ApprovalPlan, ApprovalRecord, ApprovalRequest } from '../model/types';
 
 export interface ApprovalContext {
   requester: string;

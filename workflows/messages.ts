@@ -1,6 +1,6 @@
 /** Workflow messages, defined once and imported by the workflow, the CLI and the UI alike. */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { AbortRequest, ApprovalRequest, ApprovalResponse, CanaryActionRequest, CanaryStatus, ReleaseStatus } from './types';
+import type { AbortRequest, ApprovalRequest, ApprovalResponse, CanaryActionRequest, CanaryStatus, ReleaseStatus } from '../model/types';
 
 export const statusQuery = defineQuery<ReleaseStatus>('status');
 export const approveUpdate = defineUpdate<ApprovalResponse, [ApprovalRequest]>('approve');

@@ -6,8 +6,8 @@
  */
 import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
 import type { SlipwayActivities } from '../activities/contract';
-import { NON_RETRYABLE_ACTIVITY_ERRORS } from './errors';
-import { BUILD_QUEUE } from './queues';
+import { NON_RETRYABLE_ACTIVITY_ERRORS } from '../model/errors';
+import { BUILD_QUEUE } from '../model/queues';
 
 /** The base policy; every option set below adds its own `maximumAttempts`. */
 export const retry: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', nonRetryableErrorTypes: NON_RETRYABLE_ACTIVITY_ERRORS };

@@ -16,10 +16,10 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { describeApprovers, isApprover, refusalReason } from './approval';
-import { ErrorTypes, explainFailure } from './errors';
+import { ErrorTypes, explainFailure } from '../model/errors';
 import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from './messages';
-import { normaliseIdentity, readClaims, startSource, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from './decision-token';
-import { approvalRequestProblems, startRequestProblems } from './requests';
+import { normaliseIdentity, readClaims, startSource, verifyDecisionToken, type DecisionAction, type DecisionClaims, type Expected, type TrustAnchors } from '../model/decision-token';
+import { approvalRequestProblems, startRequestProblems } from '../model/requests';
 import { planActs } from './plan-proxy';
 import { judge } from './canary/judge';
 
@@ -30,7 +30,7 @@ const INBOX_MEMO_PATCH = 'inbox-memo';
  */
 const SIGNED_DECISIONS_PATCH = 'plan-from-workers-signed-decisions';
 const CANARY_SCOPE_PATCH = 'canary-action-scope';
-import { SA } from './search-attributes';
+import { SA } from '../model/search-attributes';
 import type {
   AbortRequest,
   ApprovalRequest,
@@ -53,9 +53,9 @@ import type {
   StageKind,
   StartCanaryResult,
   StageStatus,
-} from './types';
-import { releaseInputProblems } from './rules';
-import { describeViolations, evaluate, type ScanReport } from './scan-policy';
+} from '../model/types';
+import { releaseInputProblems } from '../model/rules';
+import { describeViolations, evaluate, type ScanReport } from '../model/scan-policy';
 
 import { buildActs, deployActs, hostActs, hostScanActs, kubeActs, lockActs, metricActs, registryActs, registryScanActs } from './proxies';
 

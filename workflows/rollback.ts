@@ -3,9 +3,9 @@
  * workflow, so the rollback has a history of its own in Temporal Web; it takes the environment's lock like a deploy.
  */
 import { ApplicationFailure, CancellationScope, workflowInfo } from '@temporalio/workflow';
-import { ErrorTypes } from './errors';
+import { ErrorTypes } from '../model/errors';
 import { kubeActs, lockActs } from './proxies';
-import type { DeployLockInput, RollbackRequest, RollbackResult } from './types';
+import type { DeployLockInput, RollbackRequest, RollbackResult } from '../model/types';
 
 const LOCK_WAIT_MS = 10 * 60_000;
 

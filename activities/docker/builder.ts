@@ -2,7 +2,7 @@
 import type Docker from 'dockerode';
 import { readdirSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { RegistryRef } from '../../workflows/types';
+import type { RegistryRef } from '../../model/types';
 import type { BuildRequest, ImageBuilder, Progress } from '../ports';
 import type { CredentialStore } from '../registry/credentials';
 import { cancellation, tickInterval } from '../exec';

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { ErrorTypes } from '../../workflows/errors';
+import { ErrorTypes } from '../../model/errors';
 import { cancellation, runTool, tail, toolBinary } from '../exec';
 
 export interface BuildSource {

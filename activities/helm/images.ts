@@ -4,7 +4,7 @@
  * slipway.yaml), and the rendered manifests are checked to run exactly that digest before anything is deployed.
  */
 import { parseAllDocuments } from 'yaml';
-import type { ImageValues } from '../../workflows/types';
+import type { ImageValues } from '../../model/types';
 
 /**
  * The common layouts at once: `helm create` charts render `repository:tag` (tag = `<version>@<digest>` keeps the

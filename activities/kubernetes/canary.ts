@@ -7,9 +7,9 @@
 import { k8s, type K8s } from './client';
 import type { KubeCluster } from './cluster';
 import type { KubeTarget } from '../ports';
-import { canaryReplicasFor, replicaWeight, replicaWeightProblem } from '../../workflows/rules';
+import { canaryReplicasFor, replicaWeight, replicaWeightProblem } from '../../model/rules';
+import { type TrafficPlan } from '../../model/identifiers';
 
-export type TrafficPlan = { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
 
 const isHttp = (err: unknown, code: number) => (err as { code?: number })?.code === code;
 export const canaryName = (stable: string): string => `${stable}-canary`;

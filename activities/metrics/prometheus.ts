@@ -3,7 +3,7 @@
  * told apart by a label in the query (`$track` is replaced by "baseline" or "canary"). A failed query is an error,
  * never an empty series that could pass for "no regression".
  */
-import { ErrorTypes, isRetryable, type ErrorType } from '../../workflows/errors';
+import { ErrorTypes, isRetryable, type ErrorType } from '../../model/errors';
 import { classifyHttp, type HttpVocabulary } from '../errors';
 import type { MetricProvider } from '../ports';
 

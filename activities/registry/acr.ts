@@ -5,8 +5,8 @@
  * the login server, with the worker's credentials) before the stage may succeed.
  */
 import type { ContainerRegistryManagementClient, ImportImageParameters } from '@azure/arm-containerregistry';
-import { ErrorTypes } from '../../workflows/errors';
-import type { CopyImageInput, CopyImageResult } from '../../workflows/types';
+import { ErrorTypes } from '../../model/errors';
+import type { CopyImageInput, CopyImageResult } from '../../model/types';
 import { heartbeatWhileProgressing, signal } from '../common';
 import { classifyHttp, classifyNetwork, portError } from '../errors';
 import { tickInterval } from '../exec';

@@ -1,6 +1,6 @@
 /** Chooses the Registry adapter by the registry's `type` (one adapter per vendor, as Argo's metric providers). */
-import type { RegistryRef } from '../../workflows/types';
-import { ErrorTypes } from '../../workflows/errors';
+import type { RegistryRef } from '../../model/types';
+import { ErrorTypes } from '../../model/errors';
 import { portError } from '../errors';
 import type { Registry } from '../ports';
 import { AcrRegistry } from './acr';

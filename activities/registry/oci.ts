@@ -1,6 +1,6 @@
 /** The OCI Distribution adapter of the Registry port. */
-import { ErrorTypes } from '../../workflows/errors';
-import type { CopyImageInput, CopyImageResult, RegistryRef } from '../../workflows/types';
+import { ErrorTypes } from '../../model/errors';
+import type { CopyImageInput, CopyImageResult, RegistryRef } from '../../model/types';
 import { heartbeatWhileProgressing, signal } from '../common';
 import { classifyHttp, classifyNetwork, portError } from '../errors';
 import { tickInterval } from '../exec';

@@ -4,9 +4,9 @@
  */
 import { existsSync } from 'node:fs';
 import { cancellation, runTool, tail, toolBinary } from '../exec';
-import { parseDuration } from '../../workflows/config';
-import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../workflows/scan-policy';
-import type { RegistryRef } from '../../workflows/types';
+import { parseDuration } from '../../model/config';
+import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../model/scan-policy';
+import type { RegistryRef } from '../../model/types';
 import type { Progress, Scanner } from '../ports';
 import type { CredentialStore } from '../registry/credentials';
 import { parseReference } from '../registry/reference';

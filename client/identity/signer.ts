@@ -3,7 +3,7 @@
  * release, run, environment and digest (see workflows/decision-token.ts for the format and the checks).
  */
 import { randomBytes, sign, type KeyObject } from 'node:crypto';
-import { normaliseIdentity, type AuthMethod, type DecisionClaims } from '../../workflows/decision-token';
+import { normaliseIdentity, type AuthMethod, type DecisionClaims } from '../../model/decision-token';
 import { ensureKeyPair, loadPrivateKey } from './keys';
 
 export type DecisionRequest = Omit<DecisionClaims, 'iss' | 'amr' | 'iat' | 'exp' | 'jti'>;

@@ -3,7 +3,7 @@
  * self-asserted, accepted only where slipway.yaml says `identity.local: true` — and `EdgeTokens` signs for a person
  * an edge (the UI) has authenticated.
  */
-import type { AuthMethod } from '../../workflows/decision-token';
+import type { AuthMethod } from '../../model/decision-token';
 import { defaultKeyDir } from './keys';
 import { DecisionSigner, type DecisionRequest } from './signer';
 

@@ -4,7 +4,7 @@
  * to a per-browser cookie and the identity.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { UiConfig } from '../../workflows/config';
+import type { UiConfig } from '../../model/config';
 import type { SessionSecrets } from './session-secret';
 
 export interface Identity {

@@ -7,10 +7,12 @@
 import formbody from '@fastify/formbody';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { identitySchema, nameSchema, parseDuration, type SlipwayConfig } from '../../workflows/config';
-import type { ApprovalRequest } from '../../workflows/types';
+import { identitySchema, nameSchema, parseDuration, type SlipwayConfig } from '../../model/config';
+import type { ApprovalRequest } from '../../model/types';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
-import { keyDirOf, tokenTtlSecondsOf, UsageError } from '../config';
+import { keyDirOf } from '../config';
+import { tokenTtlSecondsOf } from '../../model/plan';
+import { UsageError } from '../../model/errors';
 import { edgeTokens } from '../identity/tokens';
 import { registerTokenExchange } from './token-exchange';
 
@@ -21,8 +23,8 @@ import { Authenticator, CSRF_COOKIE, isLoopback, SESSION_COOKIE, type Identity, 
 import { cookiesOf, setCookie } from './cookies';
 import { defaultSecretFile, loadSessionSecrets, type SessionSecrets } from './session-secret';
 import { esc, inboxPage, layout, loginPage, releasePage, statusFragment } from './views';
+import { isReleaseId, parsePrincipal } from '../../model/identifiers';
 
-const RELEASE_ID = /^release:[a-z][a-z0-9-]{0,62}:[A-Za-z0-9._-]{1,130}$/;
 
 export interface UiOptions {
   slipway: SlipwayClient;
@@ -42,7 +44,7 @@ export function localUsers(config: SlipwayConfig): string[] {
   if (config.ui?.auth.users?.length) return config.ui.auth.users;
   const users = new Set<string>();
   for (const members of Object.values(config.groups)) members.forEach((u) => users.add(u));
-  for (const env of Object.values(config.environments)) env.approval?.approvers.filter((p) => !p.startsWith('group:')).forEach((p) => users.add(p.replace(/^user:/, '')));
+  for (const env of Object.values(config.environments)) env.approval?.approvers.map(parsePrincipal).forEach((p) => p.kind === 'user' && users.add(p.name));
   return [...users].sort();
 }
 
@@ -189,7 +191,7 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
 
   const releaseId = (req: FastifyRequest, reply: FastifyReply): string | undefined => {
     const id = (req.params as { id: string }).id;
-    if (RELEASE_ID.test(id)) return id;
+    if (isReleaseId(id)) return id;
     void reply.code(400).send('bad release id');
     return undefined;
   };

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { UsageError } from '../config';
+import { UsageError } from '../../model/errors';
 import { slipwayHome } from '../stack/process';
 
 export interface SessionSecrets {

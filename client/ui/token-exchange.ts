@@ -10,16 +10,16 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import { z } from 'zod';
-import { formatIssues, type UiConfig } from '../../workflows/config';
-import { normaliseIdentity } from '../../workflows/decision-token';
-import { IDENTITY_RE, NAME_RE } from '../../workflows/rules';
+import { formatIssues, type UiConfig } from '../../model/config';
+import { normaliseIdentity } from '../../model/decision-token';
+import { IDENTITY_RE, NAME_RE } from '../../model/rules';
 import type { DecisionTokens } from '../identity/tokens';
+import { RELEASE_ID_RE, RELEASE_ID_RULE } from '../../model/identifiers';
 
-const RELEASE_ID = /^release:[a-z][a-z0-9-]{0,62}:[A-Za-z0-9._-]{1,130}$/;
 
 /** What a pipeline may ask to have signed: never who it is (that comes from its OIDC token). */
 export const exchangeRequestSchema = z.strictObject({
-  rel: z.string().regex(RELEASE_ID, 'must be a release id release:<service>:<version>'),
+  rel: z.string().regex(RELEASE_ID_RE, RELEASE_ID_RULE),
   act: z.enum(['start', 'approve', 'reject', 'abort', 'canary:promote', 'canary:skip', 'canary:rollback']),
   run: z.string().min(1).max(128).optional(),
   env: z.string().regex(NAME_RE, 'must be an environment name').optional(),

@@ -4,7 +4,7 @@
  * since a forged memo or status can put a string where a number belongs — goes through `esc`.
  */
 import type { ReleaseSummary } from '../client';
-import type { ReleaseStatus } from '../../workflows/types';
+import type { ReleaseStatus } from '../../model/types';
 import { ASSETS } from './assets';
 
 export const esc = (v: unknown): string =>

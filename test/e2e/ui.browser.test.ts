@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayClient } from '../../client/client';
-import { parseConfig } from '../../client/config';
+import { parseConfig } from '../../model/plan';
 import { buildUiServer } from '../../client/ui/server';
 import { eventually, plan, ROOT, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { startForgedRelease, wellFormedInbox } from '../integration/ui-session';

@@ -22,7 +22,7 @@ import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { registryFactory } from '../../activities/registry/factory';
 import { copyManifest, type OciRegistryClient } from '../../activities/registry/oci-client';
 import type { RegistryEndpoint } from '../../client/stack';
-import type { RegistryRef } from '../../workflows/types';
+import type { RegistryRef } from '../../model/types';
 import { clientFor, localRegistries, pushRandomImage } from '../registry-images';
 
 const SUB = '11111111-2222-3333-4444-555555555555';

@@ -14,7 +14,7 @@ import { createBuilderActivities } from '../../activities';
 import { DockerImageBuilder } from '../../activities/docker/builder';
 import type { BuildRequest } from '../../activities/ports';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import type { BuildImageInput, BuildImageResult } from '../../workflows/types';
+import type { BuildImageInput, BuildImageResult } from '../../model/types';
 import { dockerFromEnv } from '../../workers/builder';
 import { scratchDir } from '../processes';
 import { testStack } from '../setup/stack-info';

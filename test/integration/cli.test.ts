@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayClient } from '../../client/client';
-import { releaseWorkflowId } from '../../workflows/queues';
+import { releaseWorkflowId } from '../../model/identifiers';
 import { ROOT, runCli, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
 import { testStack } from '../setup/stack-info';
 import { configFromFile, createPlanActivities } from '../../workers/plan';

@@ -1,7 +1,7 @@
 /** docker-compose.yml cannot run here (no images can be pulled); `docker-compose config` validates it. */
 import { execFileSync } from 'node:child_process';
 import { parse } from 'yaml';
-import { ALL_SEARCH_ATTRIBUTES } from '../../workflows/search-attributes';
+import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { ROOT } from '../helpers';
 
 const config = (env: NodeJS.ProcessEnv) => execFileSync('docker-compose', ['-f', 'docker-compose.yml', 'config'], { cwd: ROOT, env: { ...process.env, ...env }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -10,7 +10,7 @@ import { createRegistryActivities } from '../../activities';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistry } from '../../activities/registry/oci';
 import { ensureTemporal, type RegistryEndpoint } from '../../client/stack';
-import type { RegistryRef } from '../../workflows/types';
+import type { RegistryRef } from '../../model/types';
 import { quietRuntime } from '../helpers';
 import { clientFor, localRegistries, pushRandomImage, watchedFetch } from '../registry-images';
 import type { SingleActivityOptions } from '../workflows-fixture/single-activity';

@@ -16,8 +16,8 @@ import { createChartActivities, createDeployActivities } from '../../activities'
 import { HelmDeployer, helmOptionsFromEnv } from '../../activities/helm/helm';
 import { k8s } from '../../activities/kubernetes/client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import { parseConfig, planRelease } from '../../client/config';
-import type { DeployChartInput, DeployChartResult, PackageChartResult, RollbackResult } from '../../workflows/types';
+import { parseConfig, planRelease } from '../../model/plan';
+import type { DeployChartInput, DeployChartResult, PackageChartResult, RollbackResult } from '../../model/types';
 import { deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
 import { ROOT, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';

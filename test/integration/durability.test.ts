@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { SlipwayClient } from '../../client/client';
 import { OciRegistryClient } from '../../activities/registry/oci-client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import { parseConfig, planRelease } from '../../client/config';
+import { parseConfig, planRelease } from '../../model/plan';
 import { deployConfigText, helmHistory, helmProcessesIn, labelNode, uniqueNamespace } from '../deploy-helpers';
 import { connectClient, plan, ROOT, sampleConfigText, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createChartActivities, createDeployActivities } from '../../activities';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import type { DeployChartInput, DeployChartResult } from '../../workflows/types';
+import type { DeployChartInput, DeployChartResult } from '../../model/types';
 import { helmHistory, helmProcessesIn, kube, labelNode, uniqueNamespace } from '../deploy-helpers';
 import { ROOT, uniqueVersion } from '../helpers';
 import { testStack } from '../setup/stack-info';

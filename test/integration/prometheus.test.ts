@@ -13,7 +13,8 @@ import { createCanaryActivities } from '../../activities/canary';
 import type { KubeCanary } from '../../activities/kubernetes/canary';
 import { MetricQueryError, PrometheusProvider, trackQuery } from '../../activities/metrics/prometheus';
 import { findBinary, portOpen, waitFor } from '../../client/stack/process';
-import { judge, type JudgeConfig, type MetricConfig } from '../../workflows/canary/judge';
+import { judge } from '../../workflows/canary/judge';
+import { type JudgeConfig, type MetricConfig } from '../../model/canary';
 import { ROOT } from '../helpers';
 
 const PROM_PORT = 19090;

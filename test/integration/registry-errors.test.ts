@@ -16,7 +16,7 @@ import { dockerFromEnv } from '../../workers/builder';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { OciRegistry } from '../../activities/registry/oci';
 import type { RegistryEndpoint } from '../../client/stack';
-import type { RegistryRef } from '../../workflows/types';
+import type { RegistryRef } from '../../model/types';
 import { clientFor, localRegistries, pushRandomImage, pushRandomIndex, watchedFetch } from '../registry-images';
 
 let A: RegistryEndpoint;

@@ -15,7 +15,7 @@ import { helmOptionsFromEnv } from '../../activities/helm/helm';
 import { kube, uniqueNamespace } from '../deploy-helpers';
 import { eventually, ROOT } from '../helpers';
 import { testStack } from '../setup/stack-info';
-import type { SmokeTestResult } from '../../workflows/types';
+import type { SmokeTestResult } from '../../model/types';
 
 const run = promisify(execFile);
 const BIN = join(ROOT, 'services', 'delivery', 'bin', 'delivery');

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type KeyLike } from 'jose';
 import { noopActivities } from '../../bench/noop-worker';
-import { parseConfig } from '../../client/config';
+import { parseConfig } from '../../model/plan';
 import { ExchangeTokens } from '../../client/identity/exchange';
 import { buildUiServer } from '../../client/ui/server';
 import { plan, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';

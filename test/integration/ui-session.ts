@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket, type AddressInfo } from 'node:net';
 import type { SlipwayClient } from '../../client/client';
-import { SA } from '../../workflows/search-attributes';
+import { SA } from '../../model/search-attributes';
 
 export class Session {
   cookies: Record<string, string> = {};

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noopActivities } from '../../bench/noop-worker';
 import { main } from '../../client/cli';
-import { parseConfig } from '../../client/config';
+import { parseConfig } from '../../model/plan';
 import { buildUiServer } from '../../client/ui/server';
 import { SlipwayClient } from '../../client/client';
 import { eventually, plan, sampleConfigText, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';

@@ -1,7 +1,7 @@
 /** The approval rules as a pure function (the Update validators call it). */
 import fc from 'fast-check';
 import { refusalReason, type ApprovalContext } from '../../workflows/approval';
-import type { ApprovalPlan } from '../../workflows/types';
+import type { ApprovalPlan } from '../../model/types';
 
 const policy: ApprovalPlan = {
   users: ['dave'],

@@ -5,7 +5,8 @@
 import fc from 'fast-check';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { classifyMannWhitney, classifyMeanInequality, judge, scoreGroups, seededGaussian, type MetricConfig } from '../../workflows/canary/judge';
+import { classifyMannWhitney, classifyMeanInequality, judge, scoreGroups, seededGaussian } from '../../workflows/canary/judge';
+import { type MetricConfig } from '../../model/canary';
 import { cles, iqrOutliers, mannWhitney, meanRatio, wilcoxonDiff } from '../../workflows/canary/stats';
 
 // The reference vectors live in the steering repo's shared/, which CI places beside the clone.
@@ -211,7 +212,7 @@ describe('every vector through the judge config validation and `slipway canary j
     ['a negative CLES bound', { measure: 'cles', criticalDecrease: -0.1 }, /metrics\.0\.effectSize\.criticalDecrease: must not be negative/],
     ['a string', { allowedDecrease: 'low' }, /metrics\.0\.effectSize\.allowedDecrease: must be a number/],
   ])('refuses only what has no meaning: %s', (_n, effectSize, message) => {
-    const { formatIssues } = require('../../workflows/config') as typeof import('../../workflows/config');
+    const { formatIssues } = require('../../model/config') as typeof import('../../model/config');
     const r = judgeConfigSchema.safeParse({ metrics: [metric({ effectSize })] });
     expect(r.success).toBe(false);
     expect(formatIssues(r.error!)).toMatch(message);

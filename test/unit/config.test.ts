@@ -1,7 +1,8 @@
 /** slipway.yaml and start requests: bad input is refused with the path of the field and the rule it broke. */
 import fc from 'fast-check';
-import { parseConfig, planRelease, UsageError } from '../../client/config';
-import { imageRefSchema, nameSchema, parseDuration, repoPathSchema, versionSchema } from '../../workflows/config';
+import { parseConfig, planRelease } from '../../model/plan';
+import { UsageError } from '../../model/errors';
+import { imageRefSchema, nameSchema, parseDuration, repoPathSchema, versionSchema } from '../../model/config';
 import { sampleConfigText } from '../helpers';
 
 const good = sampleConfigText();
@@ -165,8 +166,8 @@ describe('schema properties', () => {
 });
 
 describe('the workflow-side input rules (no zod) agree with the schemas', () => {
-  const { releaseInputProblems } = require('../../workflows/rules');
-  const { releaseInputSchema } = require('../../workflows/types');
+  const { releaseInputProblems } = require('../../model/rules');
+  const { releaseInputSchema } = require('../../model/types');
   const { plan } = require('../helpers');
 
   test('a planned release has no problems; each broken field is named', () => {

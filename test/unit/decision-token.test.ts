@@ -5,7 +5,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { DecisionSigner } from '../../client/identity/signer';
 import { rawPublicKey } from '../../client/identity/keys';
-import { normaliseIdentity, verifyDecisionToken, type DecisionClaims, type Expected, type TrustAnchors } from '../../workflows/decision-token';
+import { normaliseIdentity, verifyDecisionToken, type DecisionClaims, type Expected, type TrustAnchors } from '../../model/decision-token';
 
 const ui = generateKeyPairSync('ed25519');
 const attacker = generateKeyPairSync('ed25519');

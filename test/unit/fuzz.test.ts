@@ -10,11 +10,13 @@
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { judgeConfigSchema } from '../../client/canary-command';
-import { parseConfig, planRelease, UsageError } from '../../client/config';
-import { judge, type JudgeConfig } from '../../workflows/canary/judge';
-import { formatIssues } from '../../workflows/config';
-import { startRequestProblems } from '../../workflows/requests';
-import { releaseInputProblems } from '../../workflows/rules';
+import { parseConfig, planRelease } from '../../model/plan';
+import { UsageError } from '../../model/errors';
+import { judge } from '../../workflows/canary/judge';
+import { type JudgeConfig } from '../../model/canary';
+import { formatIssues } from '../../model/config';
+import { startRequestProblems } from '../../model/requests';
+import { releaseInputProblems } from '../../model/rules';
 import { sampleConfigText } from '../helpers';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261201);

@@ -78,7 +78,7 @@ describe('activity proxies', () => {
 });
 
 describe('the error vocabulary', () => {
-  const errors = require('../../workflows/errors');
+  const errors = require('../../model/errors');
   const { portError, classifyHttp, classifyRegistryMessage } = require('../../activities/errors');
 
   test('type strings recorded in histories are unchanged', () => {
@@ -146,7 +146,7 @@ describe('the error vocabulary', () => {
 });
 
 describe('explainFailure: what the workflow reports when a step runs out', () => {
-  const { explainFailure } = require('../../workflows/errors');
+  const { explainFailure } = require('../../model/errors');
   const { ActivityFailure, TimeoutFailure, RetryState, TimeoutType } = require('@temporalio/common');
 
   test('a retryable failure whose attempts ran out keeps its type and says so', () => {

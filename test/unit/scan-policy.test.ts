@@ -3,8 +3,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { parseTrivyReport } from '../../activities/scanner/trivy';
-import { parseConfig } from '../../client/config';
-import { countBySeverity, evaluate, SEVERITIES, type Finding, type ScanPolicy } from '../../workflows/scan-policy';
+import { parseConfig } from '../../model/plan';
+import { countBySeverity, evaluate, type Finding, type ScanPolicy } from '../../model/scan-policy';
+import { SEVERITIES } from '../../model/identifiers';
 import { sampleConfigText } from '../helpers';
 
 const REPORTS = join(__dirname, '..', 'fixtures', 'trivy', 'reports');

@@ -1,8 +1,8 @@
 /** The release page's live fragment shows deployments and every judged canary interval; every value is escaped. */
 import type { ReleaseSummary } from '../../client/client';
 import { inboxPage, releasePage, statusFragment } from '../../client/ui/views';
-import { inboxEntrySchema, parseInboxEntry } from '../../workflows/inbox';
-import type { ReleaseStatus } from '../../workflows/types';
+import { inboxEntrySchema, parseInboxEntry } from '../../model/inbox';
+import type { ReleaseStatus } from '../../model/types';
 
 const status: ReleaseStatus = {
   service: 'delivery',

@@ -11,9 +11,10 @@ import { DecisionSigner } from '../../client/identity/signer';
 import { defaultKeyDir } from '../../client/identity/keys';
 import { noopActivities } from '../../bench/noop-worker';
 import { abortSignal, abortUpdate, approveUpdate, rejectUpdate } from '../../workflows/messages';
-import { ORCHESTRATOR_QUEUE, releaseWorkflowId } from '../../workflows/queues';
-import type { DecisionClaims } from '../../workflows/decision-token';
-import { ErrorTypes } from '../../workflows/errors';
+import { ORCHESTRATOR_QUEUE } from '../../model/queues';
+import { releaseWorkflowId } from '../../model/identifiers';
+import type { DecisionClaims } from '../../model/decision-token';
+import { ErrorTypes } from '../../model/errors';
 import { plan, sampleConfigText, startHarness, uniqueVersion, type Harness, type TestSlipwayClient } from '../helpers';
 
 const NS = 'slipway-test';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayActivities } from '../../activities/contract';
-import { parseConfig, planRelease } from '../../client/config';
+import { parseConfig, planRelease } from '../../model/plan';
 import type { SlipwayClient } from '../../client/client';
 import { seededGaussian } from '../../workflows/canary/judge';
 import { canaryText, deployConfigText } from '../deploy-helpers';

@@ -6,7 +6,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { noopActivities } from '../../bench/noop-worker';
 import type { SlipwayActivities } from '../../activities/contract';
-import { parseConfig, planRelease } from '../../client/config';
+import { parseConfig, planRelease } from '../../model/plan';
 import type { SlipwayClient } from '../../client/client';
 import { deployConfigText } from '../deploy-helpers';
 import { outcomeOf, startHarness, uniqueVersion, type Harness } from '../helpers';

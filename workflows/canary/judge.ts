@@ -3,49 +3,8 @@
  * pure and zod-free so the release workflow can run it and keep every decision in its history.
  * Reproduces the vectors in shared/reference/kayenta/vectors.json (see test/unit/canary-judge.test.ts).
  */
+import type { Classification, Direction, JudgeConfig, JudgeResult, MetricConfig, MetricResult } from '../../model/canary';
 import { cles, iqrOutliers, mannWhitney, mean, meanRatio } from './stats';
-
-export type Classification = 'Pass' | 'High' | 'Low' | 'Nodata' | 'NodataFailMetric' | 'Error';
-export type Direction = 'increase' | 'decrease' | 'either';
-
-export interface MetricConfig {
-  name: string;
-  groups: string[];
-  direction: Direction;
-  critical: boolean;
-  mustHaveData: boolean;
-  nanStrategy: 'remove' | 'replace';
-  outliers: { strategy: 'keep' | 'remove'; factor: number };
-  effectSize: { measure: 'meanRatio' | 'cles'; allowedIncrease: number; allowedDecrease: number; criticalIncrease: number; criticalDecrease: number };
-}
-
-export interface JudgeConfig {
-  judge: { confidenceLevel: number; tolerance: number };
-  metrics: MetricConfig[];
-  groupWeights: Record<string, number>;
-  thresholds: { pass: number; marginal: number };
-}
-
-export interface MetricResult {
-  name: string;
-  groups: string[];
-  classification: Classification;
-  critical: boolean;
-  confidenceInterval?: [number, number];
-  estimate?: number;
-  effectSize?: number;
-  /** Kayenta's "deviation": the effect size, 1 when there was nothing to compare. */
-  deviation: number;
-  reason?: string;
-}
-
-export interface JudgeResult {
-  score: number;
-  result: 'Pass' | 'Marginal' | 'Fail';
-  groups: { name: string; score: number }[];
-  metrics: MetricResult[];
-  reason?: string;
-}
 
 /** Deterministic uniform numbers in [0, 1) (mulberry32). */
 export function seededUniform(seed: number): () => number {

@@ -112,3 +112,8 @@ const timeoutName = (v: unknown) => {
   const n = enumName(v, TIMEOUT_TYPES, 'TIMEOUT_TYPE_');
   return n ? n.toLowerCase().replace(/_/g, '-') : 'activity';
 };
+
+/** A request or configuration the user must correct (the CLI prints it without a stack trace). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}

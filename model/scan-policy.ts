@@ -2,8 +2,7 @@
  * The scan gate's judgement, as a pure function: findings + policy + "now" → verdict. The workflow runs it (with
  * workflow time, so allowlist expiry is deterministic), and so does `slipway scan evaluate`.
  */
-export const SEVERITIES = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
-export type Severity = (typeof SEVERITIES)[number];
+import { SEVERITIES, type Severity } from './identifiers';
 
 export interface Finding {
   id: string;

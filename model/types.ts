@@ -4,7 +4,7 @@
  * It never holds a secret — credentials stay in the workers' environment.
  */
 import { z } from 'zod';
-import type { JudgeConfig, JudgeResult } from './canary/judge';
+import type { JudgeConfig, JudgeResult } from './canary';
 import type { AuthMethod, TrustAnchors } from './decision-token';
 import {
   digestSchema,
@@ -20,6 +20,7 @@ import {
   repositorySchema,
   versionSchema,
 } from './config';
+import { SEVERITIES, type TrafficPlan } from './identifiers';
 
 export const registryRefSchema = z.strictObject({
   name: nameSchema,
@@ -45,7 +46,7 @@ export const approvalPlanSchema = z.strictObject({
 export type ApprovalPlan = z.infer<typeof approvalPlanSchema>;
 
 export const scanPlanSchema = z.strictObject({
-  failOn: z.enum(['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL']),
+  failOn: z.enum(SEVERITIES),
   onlyFixed: z.boolean(),
   allow: z.array(z.strictObject({ id: z.string(), reason: z.string(), expires: z.string() })),
   rescanAfterMs: z.number().int().positive().optional(),
@@ -82,7 +83,7 @@ export type DeployPlan = z.infer<typeof deployPlanSchema>;
 
 export type CanaryStepPlan = { setWeight: number } | { analysis: { durationMs: number; intervalMs: number } } | { pause: { durationMs?: number } };
 export interface CanaryPlan {
-  traffic: { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
+  traffic: TrafficPlan;
   prometheus: { url: string; stepSeconds: number };
   queries: { name: string; query: string }[];
   judge: JudgeConfig;

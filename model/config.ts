@@ -3,7 +3,7 @@
  * Pure (zod only): the CLI, the workers and the workflow share it, and it never touches the file system.
  */
 import { z } from 'zod';
-import { judgeConfigSchema } from './canary/schema';
+import { judgeConfigSchema } from './canary';
 import {
   IDENTITY_RE,
   imageHostProblem,
@@ -19,6 +19,7 @@ import {
   RESERVED_VALUE_KEYS,
   versionProblem,
 } from './rules';
+import { parsePrincipal, SEVERITIES } from './identifiers';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
 export const nameSchema = z
@@ -140,7 +141,7 @@ export const approvalPolicySchema = z
 const severitySchema = z
   .string()
   .transform((s) => s.toUpperCase())
-  .pipe(z.enum(['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'], 'must be one of unknown, low, medium, high, critical'));
+  .pipe(z.enum(SEVERITIES, `must be one of ${SEVERITIES.join(', ').toLowerCase()}`));
 
 export const scanPolicySchema = z.strictObject({
   failOn: severitySchema.default('HIGH'),
@@ -406,9 +407,9 @@ export const slipwayConfigSchema = z
       if (!cfg.registries[e.registry]) {
         ctx.addIssue({ code: 'custom', path: ['environments', env, 'registry'], message: `names unknown registry "${e.registry}" (known: ${Object.keys(cfg.registries).join(', ')})` });
       }
-      e.approval?.approvers.forEach((p, i) => {
-        if (p.startsWith('group:') && !cfg.groups[p.slice(6)]) {
-          ctx.addIssue({ code: 'custom', path: ['environments', env, 'approval', 'approvers', i], message: `names unknown group "${p.slice(6)}"` });
+      e.approval?.approvers.map(parsePrincipal).forEach((p, i) => {
+        if (p.kind === 'group' && !cfg.groups[p.name]) {
+          ctx.addIssue({ code: 'custom', path: ['environments', env, 'approval', 'approvers', i], message: `names unknown group "${p.name}"` });
         }
       });
     }

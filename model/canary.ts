@@ -1,8 +1,51 @@
 /**
- * The judge's configuration schema (zod): shared by `slipway canary judge` and slipway.yaml's canary section.
- * Never imported by workflow code at runtime (the workflow receives the parsed, plain config).
+ * The canary judge's configuration and results: the plain types the workflow's judge works on, and the zod schema
+ * `slipway canary judge` and slipway.yaml's canary section parse with. Workflow code imports only the types.
  */
 import { z } from 'zod';
+
+export type Classification = 'Pass' | 'High' | 'Low' | 'Nodata' | 'NodataFailMetric' | 'Error';
+export type Direction = 'increase' | 'decrease' | 'either';
+
+export interface MetricConfig {
+  name: string;
+  groups: string[];
+  direction: Direction;
+  critical: boolean;
+  mustHaveData: boolean;
+  nanStrategy: 'remove' | 'replace';
+  outliers: { strategy: 'keep' | 'remove'; factor: number };
+  effectSize: { measure: 'meanRatio' | 'cles'; allowedIncrease: number; allowedDecrease: number; criticalIncrease: number; criticalDecrease: number };
+}
+
+export interface JudgeConfig {
+  judge: { confidenceLevel: number; tolerance: number };
+  metrics: MetricConfig[];
+  groupWeights: Record<string, number>;
+  thresholds: { pass: number; marginal: number };
+}
+
+export interface MetricResult {
+  name: string;
+  groups: string[];
+  classification: Classification;
+  critical: boolean;
+  confidenceInterval?: [number, number];
+  estimate?: number;
+  effectSize?: number;
+  /** Kayenta's "deviation": the effect size, 1 when there was nothing to compare. */
+  deviation: number;
+  reason?: string;
+}
+
+export interface JudgeResult {
+  score: number;
+  result: 'Pass' | 'Marginal' | 'Fail';
+  groups: { name: string; score: number }[];
+  metrics: MetricResult[];
+  reason?: string;
+}
+
 
 // Kayenta validates none of these numbers and neither bound is required to sit on either side of "no effect": a
 // mean-ratio criticalDecrease of 1.2 makes every Low critical, a CLES critical bound of 1.0 is Kayenta's default.
@@ -77,3 +120,5 @@ export const judgeConfigSchema = z
     if (weights.length && weights.reduce((a, b) => a + b, 0) <= 0) ctx.addIssue({ code: 'custom', path: ['groupWeights'], message: 'must not all be zero' });
   });
 
+// The schema's output is the judge's input: a change to either that breaks this fails to compile (no cast needed).
+export const asJudgeConfig = (parsed: z.output<typeof judgeConfigSchema>): JudgeConfig => parsed;

@@ -2,4 +2,3 @@
 export const ORCHESTRATOR_QUEUE = 'slipway';
 export const BUILD_QUEUE = 'slipway-build';
 export const hostQueue = (hostId: string): string => `slipway-build@${hostId}`;
-export const releaseWorkflowId = (service: string, version: string): string => `release:${service}:${version}`;
