@@ -367,14 +367,18 @@ export interface DeployedState {
   release?: string;
 }
 
-export const deployChartInputSchema = z.strictObject({
+/** Which release run acts on which service in which environment: what every Helm step records or checks. */
+const releaseRunTargetSchema = z.strictObject({
   /** The release's workflow id and run: recorded in the Helm values, so a retried attempt recognises its own revision. */
   releaseId: z.string().min(1).max(255),
   runId: z.string().min(1).max(64),
   service: nameSchema,
-  version: versionSchema,
   environment: nameSchema,
   target: kubeTargetSchema,
+});
+
+export const deployChartInputSchema = releaseRunTargetSchema.extend({
+  version: versionSchema,
   chart: chartRefSchema,
   /** Deployed as repository@digest, never by tag. */
   image: z.strictObject({ repository: z.string().regex(/^[A-Za-z0-9.-]+(:[0-9]{1,5})?\/[a-z0-9._/-]+$/), digest: digestSchema }),
@@ -407,12 +411,7 @@ export interface DeployChartResult {
   pinned?: { pods: number; containers: number; by: 'imageID' | 'spec' };
 }
 
-export const rollbackInputSchema = z.strictObject({
-  releaseId: z.string().min(1).max(255),
-  runId: z.string().min(1).max(64),
-  service: nameSchema,
-  environment: nameSchema,
-  target: kubeTargetSchema,
+export const rollbackInputSchema = releaseRunTargetSchema.extend({
   /** The revision captured before the release deployed; 0 means there was none, so the release is uninstalled. */
   toRevision: z.number().int().min(0),
   reason: z.string().max(2000),
