@@ -4,6 +4,7 @@
  */
 import type { ScanReport } from '../model/scan-policy';
 import type { CopyImageInput, CopyImageResult, RegistryRef } from '../model/types';
+import type { TrafficPlan } from '../model/identifiers';
 
 export type Progress = (details: Record<string, unknown>) => void;
 
@@ -112,4 +113,21 @@ export interface Cluster {
   /** Takes (or keeps) a lease; returns the current holder when someone else holds it. */
   acquireLease(target: KubeTarget, name: string, holder: string, note: string, canTakeOver?: (holder: string) => Promise<boolean>): Promise<{ acquired: boolean; holder?: string; note?: string; since?: string }>;
   releaseLease(target: KubeTarget, name: string, holder: string): Promise<boolean>;
+}
+
+/**
+ * How a canary's share of traffic is set, one adapter per router (replica ratio, Gateway API, Istio), as Argo
+ * Rollouts' traffic routers. A router is bound to one canary (its stable service and the `<name>-canary` copy).
+ */
+export interface TrafficRouter {
+  readonly type: TrafficPlan['type'];
+  /** Why `weight` % cannot be carried with `stableReplicas` stable pods (checked before any change); undefined when it can. */
+  weightProblem(weight: number, stableReplicas: number): string | undefined;
+  /**
+   * Scales the canary Deployment and sends it `weight` % of traffic; returns the weight actually in effect (a
+   * replica ratio is approximate) and the canary's replicas. Throws when the route lacks a canary or stable backend.
+   */
+  setWeight(target: KubeTarget, weight: number, stableReplicas: number): Promise<{ weight: number; canaryReplicas: number }>;
+  /** All traffic back to the stable service (weight 0), before the canary goes; idempotent, a route already gone is fine. */
+  reset(target: KubeTarget): Promise<void>;
 }

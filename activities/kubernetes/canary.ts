@@ -1,14 +1,14 @@
 /**
  * Canaries on Kubernetes, the way Flagger does it: the stable Deployment (Helm's) stays as it is; a copy named
  * `<name>-canary` runs the new image with `track: canary` pods, and its own Service `<name>-canary`. Traffic moves by
- * one of three routers: replica ratio behind the shared Service, Gateway API `HTTPRoute` backend weights, or Istio
- * `VirtualService` route weights — the last two patched as custom objects on the API server.
+ * the plan's router (activities/traffic/): replica ratio behind the shared Service, Gateway API `HTTPRoute` backend
+ * weights, or Istio `VirtualService` route weights.
  */
 import { k8s, type K8s } from './client';
 import type { KubeCluster } from './cluster';
-import type { KubeTarget } from '../ports';
-import { canaryReplicasFor, replicaWeight, replicaWeightProblem } from '../../model/rules';
+import type { KubeTarget, TrafficRouter } from '../ports';
 import { type TrafficPlan } from '../../model/identifiers';
+import { trafficRouterFor } from '../traffic';
 
 
 const isHttp = (err: unknown, code: number) => (err as { code?: number })?.code === code;
@@ -19,11 +19,10 @@ export class CanaryPlanError extends Error {
   override name = 'CanaryPlanError';
 }
 
-/** The weights a replica-ratio canary will be asked for, checked against the stable replica count; throws before any change. */
-export function checkReplicaWeights(traffic: TrafficPlan, weights: { step?: number; weight: number }[], stable: string, stableReplicas: number): void {
-  if (traffic.type !== 'replicas') return;
+/** The weights a canary will be asked for, checked by its router against the stable replica count; throws before any change. */
+export function checkWeights(router: TrafficRouter, weights: { step?: number; weight: number }[], stable: string, stableReplicas: number): void {
   const problems = weights.flatMap(({ step, weight }) => {
-    const p = replicaWeightProblem(weight, stableReplicas);
+    const p = router.weightProblem(weight, stableReplicas);
     return p ? [`${step === undefined ? 'canary setWeight' : `canary.steps.${step}.setWeight`}: ${p}`] : [];
   });
   if (problems.length) throw new CanaryPlanError(`the canary of ${stable} cannot start (the stable Deployment runs ${stableReplicas} replica${stableReplicas === 1 ? '' : 's'}):\n${problems.join('\n')}`);
@@ -34,6 +33,16 @@ export class KubeCanary {
 
   private apps(t: KubeTarget) {
     return this.cluster.api(t.context, k8s.AppsV1Api);
+  }
+
+  /** The plan's router for the canary of `stable`. */
+  private router(traffic: TrafficPlan, stable: string): TrafficRouter {
+    const canary = canaryName(stable);
+    return trafficRouterFor(traffic, {
+      canary,
+      scale: (t, replicas) => this.scale(t, canary, replicas),
+      customObjects: (context) => this.cluster.api(context, k8s.CustomObjectsApi),
+    });
   }
 
   /**
@@ -49,7 +58,7 @@ export class KubeCanary {
     plan?: { traffic: TrafficPlan; weights: { step?: number; weight: number }[] },
   ): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
     const d = await this.cluster.call(t, `read ${stable}`, () => this.apps(t).readNamespacedDeployment({ name: stable, namespace: t.namespace }));
-    if (plan) checkReplicaWeights(plan.traffic, plan.weights, stable, d.spec?.replicas ?? 1);
+    if (plan) checkWeights(this.router(plan.traffic, stable), plan.weights, stable, d.spec?.replicas ?? 1);
     return this.cluster.call(t, `start canary of ${stable}`, async () => {
       const apps = this.apps(t);
       const name = canaryName(stable);
@@ -104,19 +113,14 @@ export class KubeCanary {
   }
 
   /**
-   * Sends `weight` % of traffic to the canary; returns the weight actually in effect. With replicas the stable
-   * Deployment keeps its size and the canary gets ceil(stable × w / (100 − w)) pods, so the ratio is approximate.
+   * Sends `weight` % of traffic to the canary; returns the weight actually in effect (with replicas, the ratio the
+   * canary's pods make, approximate) and the canary's replicas.
    */
   async setWeight(t: KubeTarget, stable: string, traffic: TrafficPlan, weight: number, stableReplicas: number): Promise<{ weight: number; canaryReplicas: number }> {
+    const router = this.router(traffic, stable);
     // start() refused such a plan already; this guards a canary started before that check existed.
-    checkReplicaWeights(traffic, [{ weight }], stable, stableReplicas);
-    return this.cluster.call(t, `set canary weight of ${stable}`, async () => {
-      const replicas = weight <= 0 ? 0 : traffic.type === 'replicas' ? canaryReplicasFor(weight, stableReplicas) : Math.max(1, stableReplicas);
-      await this.scale(t, canaryName(stable), replicas);
-      if (traffic.type === 'replicas') return { weight: replicaWeight(replicas, stableReplicas), canaryReplicas: replicas };
-      await this.routeWeights(t, stable, traffic, weight);
-      return { weight, canaryReplicas: replicas };
-    });
+    checkWeights(router, [{ weight }], stable, stableReplicas);
+    return this.cluster.call(t, `set canary weight of ${stable}`, () => router.setWeight(t, weight, stableReplicas));
   }
 
   private async scale(t: KubeTarget, name: string, replicas: number): Promise<void> {
@@ -126,43 +130,10 @@ export class KubeCanary {
     await apps.replaceNamespacedDeployment({ name, namespace: t.namespace, body: { ...d, spec: { ...d.spec!, replicas } } });
   }
 
-  /** Rewrites the route's weights: backends named `<name>-canary` get `weight`, the others share the rest. */
-  async routeWeights(t: KubeTarget, stable: string, traffic: TrafficPlan, weight: number): Promise<Record<string, number>> {
-    if (traffic.type === 'replicas') return {};
-    const custom = this.cluster.api(t.context, k8s.CustomObjectsApi);
-    const ref =
-      traffic.type === 'gateway-api'
-        ? { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', name: traffic.route }
-        : { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', name: traffic.virtualService };
-    const obj: any = await custom.getNamespacedCustomObject({ ...ref, namespace: t.namespace });
-    const isCanary = (host?: string, subset?: string) => host === canaryName(stable) || subset === 'canary';
-    const weights: Record<string, number> = {};
-    const share = (backends: any[], canaryOf: (b: any) => boolean, label: (b: any) => string) => {
-      const stables = backends.filter((b) => !canaryOf(b));
-      if (!backends.some(canaryOf) || !stables.length) {
-        throw new Error(`${ref.plural}/${ref.name} needs a backend for ${canaryName(stable)} and one for the stable service`);
-      }
-      for (const b of backends) {
-        b.weight = canaryOf(b) ? weight : Math.floor((100 - weight) / stables.length);
-        weights[label(b)] = b.weight;
-      }
-    };
-    const lists: any[][] = traffic.type === 'gateway-api' ? (obj.spec?.rules ?? []).map((r: any) => r.backendRefs ?? []) : (obj.spec?.http ?? []).map((h: any) => h.route ?? []);
-    if (!lists.length) throw new Error(`${ref.plural}/${ref.name} has no ${traffic.type === 'gateway-api' ? 'rules' : 'http routes'} to weigh`);
-    for (const backends of lists) {
-      if (traffic.type === 'gateway-api') share(backends, (b) => isCanary(b.name), (b) => b.name);
-      else share(backends, (r) => isCanary(r.destination?.host, r.destination?.subset), (r) => `${r.destination?.host}${r.destination?.subset ? `/${r.destination.subset}` : ''}`);
-    }
-    await custom.replaceNamespacedCustomObject({ ...ref, namespace: t.namespace, body: obj });
-    return weights;
-  }
-
   /** Traffic back to stable and the canary gone; idempotent. */
   async remove(t: KubeTarget, stable: string, traffic: TrafficPlan): Promise<void> {
     await this.cluster.call(t, `remove canary of ${stable}`, async () => {
-      if (traffic.type !== 'replicas') await this.routeWeights(t, stable, traffic, 0).catch((err) => {
-        if (!isHttp(err, 404)) throw err;
-      });
+      await this.router(traffic, stable).reset(t);
       const ignore404 = (err: unknown) => {
         if (!isHttp(err, 404)) throw err;
       };

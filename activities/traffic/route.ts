@@ -1,0 +1,72 @@
+/**
+ * What the route routers (Gateway API HTTPRoute, Istio VirtualService) share: the route is a custom object with
+ * lists of weighted backends; each list's canary backends get the canary's weight and its stable ones share the
+ * rest. The canary runs as many pods as the stable Deployment, since the route, not the pods, sets its share.
+ */
+import type { KubeTarget, TrafficRouter } from '../ports';
+import type { TrafficDeps } from './deps';
+
+export interface Weighted {
+  weight?: number;
+}
+
+/** One kind of route object: where it lives on the API server and where its weighted backends are. */
+export interface RouteKind<B extends Weighted> {
+  type: TrafficRouter['type'];
+  group: string;
+  version: string;
+  plural: string;
+  /** What the route calls its lists of backends, for the error when it has none. */
+  listsName: string;
+  backendLists(route: any): B[][];
+  isCanary(backend: B, canary: string): boolean;
+}
+
+/**
+ * The weights of one list of backends, in its order: `weight` for each canary backend, and the rest split evenly
+ * (rounded down) between the stable ones. Undefined when the list lacks a canary or a stable backend.
+ */
+export function splitWeights<B>(backends: B[], isCanary: (b: B) => boolean, weight: number): number[] | undefined {
+  const stables = backends.filter((b) => !isCanary(b)).length;
+  if (stables === 0 || stables === backends.length) return undefined;
+  return backends.map((b) => (isCanary(b) ? weight : Math.floor((100 - weight) / stables)));
+}
+
+const isNotFound = (err: unknown) => (err as { code?: number })?.code === 404;
+
+export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string, deps: TrafficDeps): TrafficRouter {
+  const ref = { group: kind.group, version: kind.version, plural: kind.plural, name };
+  const what = `${kind.plural}/${name}`;
+
+  /** Rewrites every list's weights and writes the route back whole (a replace: a concurrent edit fails with 409). */
+  async function weigh(target: KubeTarget, weight: number): Promise<void> {
+    const api = deps.customObjects(target.context);
+    const route: any = await api.getNamespacedCustomObject({ ...ref, namespace: target.namespace });
+    const lists = kind.backendLists(route);
+    if (!lists.length) throw new Error(`${what} has no ${kind.listsName} to weigh`);
+    for (const backends of lists) {
+      const weights = splitWeights(backends, (b) => kind.isCanary(b, deps.canary), weight);
+      if (!weights) throw new Error(`${what} needs a backend for ${deps.canary} and one for the stable service`);
+      backends.forEach((b, i) => (b.weight = weights[i]));
+    }
+    await api.replaceNamespacedCustomObject({ ...ref, namespace: target.namespace, body: route });
+  }
+
+  return {
+    type: kind.type,
+    weightProblem: () => undefined, // a route carries any percentage
+    async setWeight(target, weight, stableReplicas) {
+      // Pods first, then traffic: the canary backend has pods before the route sends it anything.
+      const canaryReplicas = weight <= 0 ? 0 : Math.max(1, stableReplicas);
+      await deps.scale(target, canaryReplicas);
+      await weigh(target, weight);
+      return { weight, canaryReplicas };
+    },
+    async reset(target) {
+      // A route (or its CRD) already gone sends nothing to the canary.
+      await weigh(target, 0).catch((err) => {
+        if (!isNotFound(err)) throw err;
+      });
+    },
+  };
+}
