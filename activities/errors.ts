@@ -1,10 +1,16 @@
 /**
- * How adapters speak the one error vocabulary (workflows/errors.ts): `portError` builds the ApplicationFailure
- * with the table's retryable flag, `classifyHttp` and `classifyNetwork` map what HTTP-speaking adapters meet.
+ * How adapters speak the one error vocabulary (model/errors.ts). `portError` is the only place an activity's
+ * ApplicationFailure is built: the catalogue sets its retryability, so no adapter can pick the wrong one
+ * (test/unit/retry-policy.test.ts scans activities/ for any other). Each adapter maps its tool's failures in one
+ * function next to it: helmFailure (helm/helm.ts), kubeFailure (deploy/guarded.ts), toRegistryFailure
+ * (registry/oci.ts), armFailure (registry/acr.ts), scannerFailure (scanner/trivy.ts), buildFailure and
+ * pushFailure (docker/builder.ts), metricsFailure (metrics/prometheus.ts). `classifyHttp`, `classifyNetwork` and
+ * `classifyRegistryMessage` are the shared parts of those maps.
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes, isRetryable, type ErrorType } from '../model/errors';
 
+/** A catalogue failure with the catalogue's retryability; `details` travel as the failure's first detail. */
 export function portError(type: ErrorType, message: string, details?: Record<string, unknown>): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable: !isRetryable(type), details: details ? [details] : undefined });
 }

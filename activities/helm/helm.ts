@@ -2,9 +2,12 @@
  * The Helm adapter of the Deployer port: the `helm` CLI through execFile with argument arrays. The kubeconfig comes
  * from the worker's environment (KUBECONFIG); only the context name travels in requests.
  */
+import { CancelledFailure, type ApplicationFailure } from '@temporalio/activity';
 import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ErrorTypes } from '../../model/errors';
+import { portError } from '../errors';
 import { runTool, tail, toolBinary, type ToolRun } from '../exec';
 import type { Deployer, HelmRevision, KubeTarget, Progress } from '../ports';
 
@@ -29,6 +32,19 @@ export function classifyHelmError(stderr: string, run: Pick<ToolRun, 'timedOut' 
   if (/connection refused|no such host|Kubernetes cluster unreachable|context ".*" does not exist|i\/o timeout/i.test(stderr)) return 'unreachable';
   if (/parse error|YAML|chart requires|validation|invalid|unable to build kubernetes objects/i.test(stderr)) return 'invalid';
   return 'failed';
+}
+
+/**
+ * Helm's failures in the shared vocabulary: a chart or values Helm refuses is final (DeployFailed), so is a kube
+ * context the kubeconfig lacks (ClusterConfig); a cancelled run is the activity's cancellation; anything else
+ * (an unreachable cluster, a busy release, an unclassified failure) is a HelmError that a retry may get past.
+ * Deploy steps that know more (a failed rollout, a failed smoke test) check the kind before calling this.
+ */
+export function helmFailure(err: HelmError): ApplicationFailure | CancelledFailure {
+  if (err.kind === 'cancelled') return new CancelledFailure(err.message);
+  if (err.kind === 'invalid') return portError(ErrorTypes.DeployFailed, err.message);
+  if (err.kind === 'unreachable' && /context .* does not exist/i.test(err.message)) return portError(ErrorTypes.ClusterConfig, err.message);
+  return portError(ErrorTypes.Helm, err.message);
 }
 
 export interface HelmOptions {
