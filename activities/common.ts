@@ -1,14 +1,15 @@
 /** What every activity shares: input checks at the boundary, heartbeats, cancellation, workspace paths. */
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import { realpathSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import type { ZodType } from 'zod';
 import { formatIssues } from '../model/config';
 import { ErrorTypes } from '../model/errors';
+import { portError } from './errors';
 
 export function check<T>(schema: ZodType<T>, input: unknown, name: string): T {
   const r = schema.safeParse(input);
-  if (!r.success) throw ApplicationFailure.nonRetryable(`${name}: invalid input\n${formatIssues(r.error, 'input')}`, ErrorTypes.InvalidInput);
+  if (!r.success) throw portError(ErrorTypes.InvalidInput, `${name}: invalid input\n${formatIssues(r.error, 'input')}`);
   return r.data;
 }
 
@@ -37,11 +38,11 @@ export function resolveInside(workspace: string, rel: string, what: string): str
   try {
     real = realpathSync(full);
   } catch {
-    throw ApplicationFailure.nonRetryable(`${what} "${rel}" does not exist in the workspace ${root}`, ErrorTypes.InvalidInput);
+    throw portError(ErrorTypes.InvalidInput, `${what} "${rel}" does not exist in the workspace ${root}`);
   }
   const r = relative(root, real);
   if (r.startsWith('..') || isAbsolute(r)) {
-    throw ApplicationFailure.nonRetryable(`${what} "${rel}" resolves outside the workspace`, ErrorTypes.InvalidInput);
+    throw portError(ErrorTypes.InvalidInput, `${what} "${rel}" resolves outside the workspace`);
   }
   return real;
 }

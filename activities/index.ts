@@ -1,8 +1,8 @@
 /**
  * Activity implementations. Each checks its input with the shared zod schema, heartbeats its progress, and
- * turns adapter errors into Temporal failures (non-retryable where retrying cannot help).
+ * turns adapter errors into Temporal failures through the adapter's own map into the one vocabulary
+ * (model/errors.ts decides what is retried).
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { check, heartbeat, resolveInside, signal } from './common';
 import { statSync } from 'node:fs';
 import { ErrorTypes } from '../model/errors';
@@ -16,11 +16,11 @@ import {
   type RegistryRef,
 } from '../model/types';
 import type { SlipwayActivities } from './contract';
-import { BuildError, PushError } from './docker/builder';
-import { classifyNetwork, classifyRegistryMessage, portError } from './errors';
+import { BuildError, buildFailure, pushFailure } from './docker/builder';
+import { portError } from './errors';
 import { prepareBuildSource } from './docker/source';
 import type { ImageBuilder, Registry, Scanner } from './ports';
-import { ScannerError } from './scanner/trivy';
+import { ScannerError, scannerFailure } from './scanner/trivy';
 
 export type { SlipwayActivities } from './contract';
 export { resolveInside } from './common';
@@ -42,7 +42,7 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
       const source = await prepareBuildSource(deps.workspace, input.gitSha, [input.context]);
       try {
         const contextDir = resolveInside(source.root, input.context, 'build context');
-        if (!statSync(contextDir).isDirectory()) throw ApplicationFailure.nonRetryable(`build context "${input.context}" is not a directory`, ErrorTypes.InvalidInput);
+        if (!statSync(contextDir).isDirectory()) throw portError(ErrorTypes.InvalidInput, `build context "${input.context}" is not a directory`);
         resolveInside(contextDir, input.dockerfile, 'Dockerfile');
         const started = Date.now();
         const revision = source.exact ? source.revision : undefined;
@@ -69,14 +69,7 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
           ...(source.dirty !== undefined ? { dirty: source.dirty } : {}),
         };
       } catch (err) {
-        if (err instanceof BuildError) {
-          throw ApplicationFailure.create({
-            message: err.message,
-            type: ErrorTypes.BuildFailed,
-            nonRetryable: true,
-            details: [{ step: err.step, logTail: err.logTail }],
-          });
-        }
+        if (err instanceof BuildError) throw buildFailure(err);
         throw err;
       } finally {
         await source.cleanup();
@@ -89,9 +82,7 @@ export function createBuilderActivities(deps: BuilderDeps): Pick<SlipwayActiviti
       try {
         pushed = await deps.builder.push(input.tag, input.registry, heartbeat, signal());
       } catch (err) {
-        // A refused login is final; a registry that is down may be back for the next attempt.
-        if (err instanceof PushError) throw portError(classifyRegistryMessage(err.message), err.message);
-        throw classifyNetwork(err, `docker push ${input.tag}`);
+        throw pushFailure(err, input.tag);
       }
       const repo = input.tag.slice(0, input.tag.lastIndexOf(':'));
       return { reference: `${repo}@${pushed.digest}`, digest: pushed.digest, size: pushed.size };
@@ -122,7 +113,7 @@ export function createScanActivities(deps: { scanner: Scanner }): Pick<SlipwayAc
         return await deps.scanner.scan(input, heartbeat);
       } catch (err) {
         // A failed scan run may be a passing fault (the registry, the disk); everything else is final.
-        if (err instanceof ScannerError) throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: err.type !== 'ScannerFailedError' });
+        if (err instanceof ScannerError) throw scannerFailure(err);
         throw err;
       }
     },

@@ -2,7 +2,10 @@
 import type Docker from 'dockerode';
 import { readdirSync, lstatSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import type { ApplicationFailure } from '@temporalio/activity';
+import { ErrorTypes } from '../../model/errors';
 import type { RegistryRef } from '../../model/types';
+import { classifyNetwork, classifyRegistryMessage, portError } from '../errors';
 import type { BuildRequest, ImageBuilder, Progress } from '../ports';
 import type { CredentialStore } from '../registry/credentials';
 import { cancellation, tickInterval } from '../exec';
@@ -20,6 +23,20 @@ export class BuildError extends Error {
 
 export class PushError extends Error {
   override name = 'PushError';
+}
+
+/** A failed build in the shared vocabulary: the Dockerfile's fault, final; the failing step and log tail travel as details. */
+export function buildFailure(err: BuildError): ApplicationFailure {
+  return portError(ErrorTypes.BuildFailed, err.message, { step: err.step, logTail: err.logTail });
+}
+
+/**
+ * A failed push in the shared vocabulary: the engine reports the registry's answer as text, so a refused login is
+ * final and a registry that is down may be back for the next attempt; a network error reaching the engine is retried.
+ */
+export function pushFailure(err: unknown, tag: string): unknown {
+  if (err instanceof PushError) return portError(classifyRegistryMessage(err.message), err.message);
+  return classifyNetwork(err, `docker push ${tag}`);
 }
 
 const TAIL = 40;

@@ -4,11 +4,11 @@
  * see each other's files or the workspace's uncommitted changes. Without one, the workspace as it is, with its HEAD
  * and whether it had uncommitted changes recorded.
  */
-import { ApplicationFailure } from '@temporalio/activity';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { ErrorTypes } from '../../model/errors';
+import { portError } from '../errors';
 import { cancellation, runTool, tail, toolBinary } from '../exec';
 
 export interface BuildSource {
@@ -36,7 +36,7 @@ async function git(args: string[], cwd: string): Promise<{ ok: boolean; stdout: 
   return { ok: run.code === 0 && !run.timedOut, stdout: run.stdout.trim(), stderr: run.stderr };
 }
 
-const refuse = (message: string) => ApplicationFailure.nonRetryable(message, ErrorTypes.InvalidInput);
+const refuse = (message: string) => portError(ErrorTypes.InvalidInput, message);
 
 /**
  * The build's source. `paths` are the workspace-relative paths the build reads (its context): only they are exported.

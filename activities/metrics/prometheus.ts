@@ -3,8 +3,9 @@
  * told apart by a label in the query (`$track` is replaced by "baseline" or "canary"). A failed query is an error,
  * never an empty series that could pass for "no regression".
  */
+import type { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes, isRetryable, type ErrorType } from '../../model/errors';
-import { classifyHttp, type HttpVocabulary } from '../errors';
+import { classifyHttp, portError, type HttpVocabulary } from '../errors';
 import type { MetricProvider } from '../ports';
 
 /** Prometheus's HTTP outcomes: 4xx is the query (bad PromQL, an execution error), 408/429/5xx and no answer are not. */
@@ -30,6 +31,11 @@ export class MetricQueryError extends Error {
     super(message);
     this.retryable = isRetryable(type);
   }
+}
+
+/** A failed query in the shared vocabulary, named after the metric it measured (`what`). */
+export function metricsFailure(err: MetricQueryError, what: string): ApplicationFailure {
+  return portError(err.type, `${what}: ${err.message}`);
 }
 
 export const trackQuery = (template: string, track: 'baseline' | 'canary'): string => template.replaceAll('$track', track);

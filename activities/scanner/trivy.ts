@@ -1,24 +1,37 @@
 /**
  * The Trivy adapter of the Scanner port: `trivy image --format json` (report schema 2), run with an argument array.
- * Every way it can go wrong is a named, non-retryable failure: a broken scanner never counts as a clean scan.
+ * Every way it can go wrong is a named failure (scannerFailure): a broken scanner never counts as a clean scan.
+ * Only a failed run (ScannerFailed: the registry, the disk) is retried; a missing binary or database, a timeout
+ * and an unreadable report are final.
  */
+import type { ApplicationFailure } from '@temporalio/activity';
 import { existsSync } from 'node:fs';
 import { cancellation, runTool, tail, toolBinary } from '../exec';
 import { parseDuration } from '../../model/config';
+import { ErrorTypes } from '../../model/errors';
+import { portError } from '../errors';
 import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } from '../../model/scan-policy';
 import type { RegistryRef } from '../../model/types';
 import type { Progress, Scanner } from '../ports';
 import type { CredentialStore } from '../registry/credentials';
 import { parseReference } from '../registry/reference';
 
+/** The catalogue types the Trivy adapter raises (model/errors.ts declares whether each is retried). */
+export type ScannerErrorType = (typeof ErrorTypes)['ScannerUnavailable' | 'ScannerDatabase' | 'ScannerTimeout' | 'ScanReportInvalid' | 'ScannerFailed'];
+
 export class ScannerError extends Error {
   constructor(
     message: string,
-    readonly type: 'ScannerUnavailableError' | 'ScannerDatabaseError' | 'ScannerTimeoutError' | 'ScanReportInvalidError' | 'ScannerFailedError',
+    readonly type: ScannerErrorType,
   ) {
     super(message);
     this.name = type;
   }
+}
+
+/** A scanner failure in the shared vocabulary, with the catalogue's retryability for its type. */
+export function scannerFailure(err: ScannerError): ApplicationFailure {
+  return portError(err.type, err.message);
 }
 
 export interface TrivyOptions {
@@ -37,15 +50,15 @@ export function parseTrivyReport(text: string, image: string, scannedAt: string)
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new ScannerError(`the Trivy report is not JSON: ${(err as Error).message}`, 'ScanReportInvalidError');
+    throw new ScannerError(`the Trivy report is not JSON: ${(err as Error).message}`, ErrorTypes.ScanReportInvalid);
   }
-  if (doc?.SchemaVersion !== 2) throw new ScannerError(`unsupported Trivy report schema ${JSON.stringify(doc?.SchemaVersion)} (expected 2)`, 'ScanReportInvalidError');
-  if (doc.Results !== undefined && !Array.isArray(doc.Results)) throw new ScannerError('the Trivy report has a Results field that is not a list', 'ScanReportInvalidError');
+  if (doc?.SchemaVersion !== 2) throw new ScannerError(`unsupported Trivy report schema ${JSON.stringify(doc?.SchemaVersion)} (expected 2)`, ErrorTypes.ScanReportInvalid);
+  if (doc.Results !== undefined && !Array.isArray(doc.Results)) throw new ScannerError('the Trivy report has a Results field that is not a list', ErrorTypes.ScanReportInvalid);
   const findings: Finding[] = [];
   for (const result of doc.Results ?? []) {
     for (const v of result?.Vulnerabilities ?? []) {
       if (typeof v?.VulnerabilityID !== 'string' || typeof v?.PkgName !== 'string') {
-        throw new ScannerError('the Trivy report has a vulnerability without VulnerabilityID or PkgName', 'ScanReportInvalidError');
+        throw new ScannerError('the Trivy report has a vulnerability without VulnerabilityID or PkgName', ErrorTypes.ScanReportInvalid);
       }
       findings.push({
         id: v.VulnerabilityID,
@@ -72,7 +85,7 @@ export class TrivyScanner implements Scanner {
 
   async scan(req: { image: string; source: 'docker' | 'registry'; registry?: RegistryRef }, progress: Progress): Promise<ScanReport> {
     if (!existsSync(this.opts.binary)) {
-      throw new ScannerError(`trivy not found at ${this.opts.binary}: install it (scripts/install.sh) or set SLIPWAY_TRIVY_BIN`, 'ScannerUnavailableError');
+      throw new ScannerError(`trivy not found at ${this.opts.binary}: install it (scripts/install.sh) or set SLIPWAY_TRIVY_BIN`, ErrorTypes.ScannerUnavailable);
     }
     const args = ['image', '--format', 'json', '--quiet', '--scanners', 'vuln', '--timeout', `${Math.ceil(this.opts.timeoutMs / 1000)}s`, '--image-src', req.source === 'docker' ? 'docker' : 'remote'];
     if (this.opts.cacheDir) args.push('--cache-dir', this.opts.cacheDir);
@@ -98,13 +111,13 @@ export class TrivyScanner implements Scanner {
     if (cancelled) throw cancellation(`trivy scan of ${req.image}`);
     const last = tail(stderr);
     if (timedOut || /context deadline exceeded|timeout/i.test(last)) {
-      throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${last}`, 'ScannerTimeoutError');
+      throw new ScannerError(`trivy timed out after ${this.opts.timeoutMs} ms scanning ${req.image}: ${last}`, ErrorTypes.ScannerTimeout);
     }
     if (code !== 0) {
       if (/skip-db-update|DB|database|db\.Init|metadata/i.test(last)) {
-        throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${last}`, 'ScannerDatabaseError');
+        throw new ScannerError(`trivy has no usable vulnerability database (${this.opts.cacheDir ?? 'default cache'}): ${last}`, ErrorTypes.ScannerDatabase);
       }
-      throw new ScannerError(`trivy failed (${signal ? `killed by ${signal}` : `exit ${code}`}) scanning ${req.image}: ${last}`, 'ScannerFailedError');
+      throw new ScannerError(`trivy failed (${signal ? `killed by ${signal}` : `exit ${code}`}) scanning ${req.image}: ${last}`, ErrorTypes.ScannerFailed);
     }
     return parseTrivyReport(stdout, req.image, scannedAt);
   }
