@@ -12,7 +12,7 @@ import type { SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
 import { releaseWorkflowId } from '../model/identifiers';
 import type { ReleaseInput, ReleaseStatus, StartRequest } from '../model/types';
-import { testStack } from './setup/stack-info';
+import { workflowStack } from './setup/stack-info';
 
 let runtimeInstalled = false;
 /** Keep the SDK's own logging quiet unless a test fails loudly. */
@@ -99,7 +99,7 @@ export function testPlanActivities(): Pick<SlipwayActivities, 'resolveRelease'> 
 }
 
 export async function connectClient(namespace: string): Promise<{ client: Client; slipway: SlipwayClient; close: () => Promise<void> }> {
-  const connection = await Connection.connect({ address: testStack().temporal });
+  const connection = await Connection.connect({ address: workflowStack().temporal });
   const client = new Client({ connection, namespace });
   return { client, slipway: new TestSlipwayClient(client, ORCHESTRATOR_QUEUE, localTokens()), close: () => connection.close() };
 }
@@ -114,10 +114,10 @@ export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial
  */
 export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host', plans: Pick<SlipwayActivities, 'resolveRelease'> = testPlanActivities()): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   quietRuntime();
-  const connection = await NativeConnection.connect({ address: testStack().temporal });
+  const connection = await NativeConnection.connect({ address: workflowStack().temporal });
   const common = { connection, namespace, activities: { ...acts, ...plans } as SlipwayActivities };
   const workers = await Promise.all([
-    Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: testStack().bundlePath } }),
+    Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: workflowStack().bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
     Worker.create({ ...common, taskQueue: hostQueue(hostId) }),
   ]);

@@ -1,8 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { RegistryEndpoint } from '../../client/stack';
 
-export const STACK_FILE = join(__dirname, '..', '..', '.slipway', 'test-stack.json');
+const STATE = join(__dirname, '..', '..', '.slipway');
+/** Written by the whole stack's setup (integration and e2e tiers). */
+export const STACK_FILE = join(STATE, 'test-stack.json');
+/** Written by the workflow tier's setup, and by the whole stack's setup too (it prepares the same two things). */
+export const WORKFLOW_STACK_FILE = join(STATE, 'workflow-stack.json');
+export const BUNDLE_PATH = join(STATE, 'workflow-bundle.js');
 
 export interface TestStack {
   temporal: string;
@@ -17,4 +23,26 @@ export interface TestStack {
   contexts: Record<string, string>;
 }
 
-export const testStack = (): TestStack => JSON.parse(readFileSync(STACK_FILE, 'utf8'));
+/** What the workflow tier needs: a Temporal server and the bundled workflow code. */
+export type WorkflowStack = Pick<TestStack, 'temporal' | 'bundlePath'>;
+
+/** The whole stack's file serves too (a run whose setup predates the workflow tier's file). */
+export const workflowStack = (): WorkflowStack => JSON.parse(readFileSync(existsSync(WORKFLOW_STACK_FILE) ? WORKFLOW_STACK_FILE : STACK_FILE, 'utf8'));
+
+/**
+ * The whole stack as its setup described it. A workflow-tier run on a machine that never brought the stack up has
+ * no such file: its activities are mocked, so the configurations it writes (deploy-helpers) only need names, and
+ * the registry and cluster context names below are ones nothing dials.
+ */
+export function testStack(): TestStack {
+  if (existsSync(STACK_FILE)) return JSON.parse(readFileSync(STACK_FILE, 'utf8'));
+  const unused: RegistryEndpoint = { url: '127.0.0.1:5000', username: 'unused', password: 'unused', started: false };
+  return { ...workflowStack(), docker: 'unused', registry: unused, registryB: { ...unused, url: '127.0.0.1:5001' }, trivyCache: 'unused', kubeconfig: 'unused', contexts: { qa: 'kwok-slipway-qa', prod: 'kwok-slipway-prod' } };
+}
+
+/** The Java time-skipping test server's launcher that scripts/install.sh puts in ~/.cache/slipway. */
+export function timeSkippingServer(): string {
+  const path = join(process.env.SLIPWAY_HOME ?? join(homedir(), '.cache', 'slipway'), 'temporal-test-server', 'temporal-test-server');
+  if (!existsSync(path)) throw new Error(`no time-skipping test server at ${path}: run scripts/install.sh (it fetches io.temporal:temporal-test-server from Maven Central)`);
+  return path;
+}

@@ -19,6 +19,14 @@ const started = async (pidFile: string): Promise<number[]> => {
   await waitUntil(() => Boolean((pids = recordedPids(pidFile))), 5_000, 'the tool started its children');
   return pids!;
 };
+/** A TypeScript module as CommonJS in the scratch dir (exec.ts imports only packages and Node built-ins). */
+function transpiled(source: string): string {
+  const ts = require('typescript') as typeof import('typescript');
+  const { readFileSync, writeFileSync } = require('node:fs') as typeof import('node:fs');
+  const out = join(dir, 'exec.js');
+  writeFileSync(out, ts.transpileModule(readFileSync(source, 'utf8'), { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText);
+  return out;
+}
 const allGone = (pids: number[], ms: number) => waitUntil(() => pids.every((p) => !alive(p)), ms, `pids ${pids.join(' ')} ended`);
 
 afterAll(() => {
@@ -86,10 +94,11 @@ test('inside an activity: heartbeats on a timer with progress, and the activity 
 });
 
 test('a worker killed with SIGKILL takes its running tool with it (no orphaned helm or trivy)', async () => {
-  // A worker process (the compiled exec.ts) runs a long tool; then the worker is killed as kill -9 would.
+  // A worker process runs a long tool; then the worker is killed as kill -9 would. The worker loads exec.ts
+  // transpiled here (not dist/, which only a build writes), resolving its imports from the project's node_modules.
   const { spawn } = await import('node:child_process');
-  const exec = join(__dirname, '..', '..', 'dist', 'activities', 'exec.js');
-  const worker = spawn(process.execPath, ['-e', `const { runTool } = require(${JSON.stringify(exec)}); const p = runTool('/bin/sleep', ['1000'], { timeoutMs: 600000 }); setInterval(() => {}, 1000); p.then(() => process.exit(0));`], { stdio: 'ignore' });
+  const exec = transpiled(join(__dirname, '..', '..', 'activities', 'exec.ts'));
+  const worker = spawn(process.execPath, ['-e', `const { runTool } = require(${JSON.stringify(exec)}); const p = runTool('/bin/sleep', ['1000'], { timeoutMs: 600000 }); setInterval(() => {}, 1000); p.then(() => process.exit(0));`], { stdio: 'ignore', env: { ...process.env, NODE_PATH: join(__dirname, '..', '..', 'node_modules') } });
   let tool: number | undefined;
   await waitUntil(() => {
     // The tool is the worker's child: /proc/<pid>/stat field 4 is the parent pid.
