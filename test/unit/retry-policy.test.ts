@@ -102,6 +102,20 @@ describe('the error vocabulary', () => {
       ClusterConfig: 'ClusterConfigError',
       MetricQuery: 'MetricQueryError',
       CanaryFailed: 'CanaryFailedError',
+      // Raised by adapters (and so in histories) before the catalogue listed them.
+      MetricsUnavailable: 'MetricsUnavailableError',
+      TagExists: 'TagExistsError',
+      RegistryUnavailable: 'RegistryUnavailableError',
+      RegistryRejected: 'RegistryRejectedError',
+      Timeout: 'TimeoutError',
+      ClusterUnreachable: 'ClusterUnreachableError',
+      Helm: 'HelmError',
+      HelmBusy: 'HelmBusyError',
+      ScannerUnavailable: 'ScannerUnavailableError',
+      ScannerDatabase: 'ScannerDatabaseError',
+      ScannerTimeout: 'ScannerTimeoutError',
+      ScanReportInvalid: 'ScanReportInvalidError',
+      ScannerFailed: 'ScannerFailedError',
     });
   });
 
@@ -168,5 +182,193 @@ describe('explainFailure: what the workflow reports when a step runs out', () =>
   test('a non-retryable failure passes through with its own type and message', () => {
     const err = new ActivityFailure('Activity task failed', 'copyImage', '7', RetryState.NON_RETRYABLE_FAILURE, 'id', ApplicationFailure.nonRetryable('tag exists', 'TagExistsError'));
     expect(explainFailure(err)).toEqual({ type: 'TagExistsError', message: 'tag exists' });
+  });
+});
+
+/**
+ * Every failure an activity raises is a catalogue member with the catalogue's retryability. Two halves: a scan of
+ * the source under activities/ (nothing builds an ApplicationFailure except portError, no type outside the
+ * catalogue is named), and each adapter's own map run over every failure its tool can produce.
+ */
+describe('the activities raise only catalogue failures', () => {
+  const { ERROR_CATALOGUE, ErrorTypes } = require('../../model/errors');
+  const RETRYABLE = new Map<string, boolean>(Object.values(ERROR_CATALOGUE).map((s: any) => [s.type, s.retryable]));
+  const ACTIVITIES = join(__dirname, '..', '..', 'activities');
+  const sources = files(ACTIVITIES).map((f) => ({ file: f.slice(ACTIVITIES.length + 1), text: require('node:fs').readFileSync(f, 'utf8') as string }));
+  const lineOf = (text: string, at: number) => text.slice(0, at).split('\n').length;
+
+  /** The text of a call from its `(` to the matching `)`, skipping brackets inside string and template literals. */
+  function callText(text: string, open: number): string {
+    let depth = 0;
+    let quote: string | undefined;
+    for (let i = open; i < text.length; i++) {
+      const ch = text[i];
+      if (quote) {
+        if (ch === '\\') i++;
+        else if (ch === quote) quote = undefined;
+        continue;
+      }
+      if (ch === "'" || ch === '"' || ch === '`') quote = ch;
+      else if (ch === '(') depth++;
+      else if (ch === ')' && --depth === 0) return text.slice(open, i + 1);
+    }
+    return text.slice(open);
+  }
+
+  /** ApplicationFailures built directly, with the type and retryability each sets where the source says them. */
+  function directRaises(file: string, text: string): { where: string; type?: string; retryable?: boolean }[] {
+    const out: { where: string; type?: string; retryable?: boolean }[] = [];
+    for (const m of text.matchAll(/ApplicationFailure\s*\.\s*(retryable|nonRetryable|create|fromError)\s*\(|new\s+ApplicationFailure\s*\(/g)) {
+      const call = callText(text, m.index! + m[0].length - 1);
+      const typed = [...call.matchAll(/ErrorTypes\.(\w+)|'([A-Z]\w*Error)'/g)].map((t) => (t[1] ? ErrorTypes[t[1]] ?? `ErrorTypes.${t[1]}` : t[2]));
+      const flag = /nonRetryable:\s*(true|false)\b/.exec(call)?.[1];
+      const retryable = m[1] === 'retryable' ? true : m[1] === 'nonRetryable' ? false : flag ? flag === 'false' : undefined;
+      out.push({ where: `${file}:${lineOf(text, m.index!)}`, type: typed.at(-1), retryable });
+    }
+    return out;
+  }
+
+  /** `'…Error'` literals that are neither a catalogue type nor an Error class's own name. */
+  function strayTypeNames(file: string, text: string): string[] {
+    const out: string[] = [];
+    for (const m of text.matchAll(/'([A-Z][A-Za-z]*Error)'/g)) {
+      const before = text.slice(Math.max(0, m.index! - 20), m.index!);
+      if (RETRYABLE.has(m[1]) || /\bname\s*(=|===|!==)\s*$/.test(before)) continue;
+      out.push(`${file}:${lineOf(text, m.index!)} ${m[1]}`);
+    }
+    return out;
+  }
+
+  test('the scan finds a wrong raise (it can fail)', () => {
+    const sample = [
+      "throw ApplicationFailure.retryable(`x (${a}, b)`, 'HelmBusyError');",
+      "throw ApplicationFailure.nonRetryable('y', ErrorTypes.MetricsUnavailable);",
+      'throw ApplicationFailure.create({ message: m, type: ErrorTypes.RolloutFailed, nonRetryable: false, details: [{ s }] });',
+      "throw ApplicationFailure.retryable('z', 'WhateverError');",
+      "this.name = 'KubeError';",
+    ].join('\n');
+    expect(directRaises('sample.ts', sample)).toEqual([
+      { where: 'sample.ts:1', type: 'HelmBusyError', retryable: true },
+      { where: 'sample.ts:2', type: 'MetricsUnavailableError', retryable: false },
+      { where: 'sample.ts:3', type: 'RolloutFailedError', retryable: true },
+      { where: 'sample.ts:4', type: 'WhateverError', retryable: true },
+    ]);
+    expect(strayTypeNames('sample.ts', sample)).toEqual(['sample.ts:4 WhateverError']);
+  });
+
+  test('the scan reads the source files (the recorder works)', () => {
+    expect(sources.map((s) => s.file)).toEqual(expect.arrayContaining(['errors.ts', 'index.ts', 'deploy/helm-deploy.ts', 'helm/helm.ts', 'scanner/trivy.ts']));
+    expect(sources.flatMap((s) => directRaises(s.file, s.text)).map((r) => r.where)).toEqual([expect.stringMatching(/^errors\.ts:\d+$/)]);
+  });
+
+  test('only portError (activities/errors.ts) builds an ApplicationFailure, so the catalogue alone sets retryability', () => {
+    const direct = sources.filter((s) => s.file !== 'errors.ts').flatMap((s) => directRaises(s.file, s.text));
+    expect(direct.map((r) => `${r.where} ${r.type ?? '?'}`)).toEqual([]);
+  });
+
+  test('any ApplicationFailure built directly names a catalogue type with the catalogue’s retryability', () => {
+    const wrong = sources
+      .flatMap((s) => directRaises(s.file, s.text))
+      .filter((r) => r.type !== undefined && (!RETRYABLE.has(r.type) || (r.retryable !== undefined && r.retryable !== RETRYABLE.get(r.type))))
+      .map((r) => `${r.where} ${r.type} retryable=${r.retryable} (catalogue: ${RETRYABLE.get(r.type!) ?? 'absent'})`);
+    expect(wrong).toEqual([]);
+  });
+
+  test('every ErrorTypes member and every "…Error" type string used under activities/ is in the catalogue', () => {
+    const unknownKeys = sources.flatMap((s) => [...s.text.matchAll(/ErrorTypes\.(\w+)/g)].filter((m) => !(m[1] in ERROR_CATALOGUE)).map((m) => `${s.file}: ErrorTypes.${m[1]}`));
+    expect(unknownKeys).toEqual([]);
+    expect(sources.flatMap((s) => strayTypeNames(s.file, s.text))).toEqual([]);
+  });
+
+  /** A mapped failure: in the catalogue, and its nonRetryable flag is the catalogue's. */
+  const inCatalogue = (f: any) => ({ type: f.type, known: RETRYABLE.has(f.type), nonRetryable: f.nonRetryable, catalogueNonRetryable: !RETRYABLE.get(f.type) });
+  const expectCatalogued = (f: any, type: string) => {
+    expect(inCatalogue(f)).toEqual({ type, known: true, nonRetryable: !RETRYABLE.get(type), catalogueNonRetryable: !RETRYABLE.get(type) });
+  };
+
+  test.each([
+    ['invalid', 'parse error', 'DeployFailedError'],
+    ['unreachable', 'Kubernetes cluster unreachable: context "kind-x" does not exist', 'ClusterConfigError'],
+    ['unreachable', 'Kubernetes cluster unreachable: connection refused', 'HelmError'],
+    ['busy', 'another operation (install/upgrade/rollback) is in progress', 'HelmError'],
+    ['timeout', 'context deadline exceeded', 'HelmError'],
+    ['not-found', 'release: not found', 'HelmError'],
+    ['failed', 'exit 1', 'HelmError'],
+  ])('Helm (%s: %s) is %s', (kind, message, type) => {
+    const { HelmError, helmFailure } = require('../../activities/helm/helm');
+    expectCatalogued(helmFailure(new HelmError(message, kind)), type);
+  });
+
+  test('a cancelled Helm run is the activity’s cancellation, not a typed failure', () => {
+    const { HelmError, helmFailure } = require('../../activities/helm/helm');
+    expect(helmFailure(new HelmError('helm upgrade: killed by SIGTERM', 'cancelled')).name).toBe('CancelledFailure');
+  });
+
+  test.each([
+    ['unknown-context', 'ClusterConfigError'],
+    ['forbidden', 'ClusterConfigError'],
+    ['unreachable', 'ClusterUnreachableError'],
+    ['failed', 'ClusterUnreachableError'],
+  ])('Kubernetes (%s) is %s, also through guarded', async (kind, type) => {
+    const { kubeFailure, guarded } = require('../../activities/deploy/guarded');
+    const { KubeError } = require('../../activities/kubernetes/cluster');
+    expectCatalogued(kubeFailure(new KubeError('x', kind)), type);
+    const thrown = await guarded(() => Promise.reject(new KubeError('x', kind))).catch((e: unknown) => e);
+    expectCatalogued(thrown, type);
+  });
+
+  test.each(['ScannerUnavailableError', 'ScannerDatabaseError', 'ScannerTimeoutError', 'ScanReportInvalidError', 'ScannerFailedError'])('the scanner’s %s keeps its type', (type) => {
+    const { ScannerError, scannerFailure } = require('../../activities/scanner/trivy');
+    expectCatalogued(scannerFailure(new ScannerError('x', type)), type);
+  });
+
+  test('a failed scan run is retried and nothing else from the scanner is (as before the catalogue)', () => {
+    expect(RETRYABLE.get('ScannerFailedError')).toBe(true);
+    for (const t of ['ScannerUnavailableError', 'ScannerDatabaseError', 'ScannerTimeoutError', 'ScanReportInvalidError']) expect({ t, retryable: RETRYABLE.get(t) }).toEqual({ t, retryable: false });
+  });
+
+  test.each([
+    ['MetricQueryError', 400],
+    ['MetricQueryError', 422],
+    ['MetricsUnavailableError', 503],
+    ['MetricsUnavailableError', 429],
+  ])('Prometheus: %s for HTTP %i', (type, status) => {
+    const { classifyHttp } = require('../../activities/errors');
+    const { MetricQueryError, PROMETHEUS_HTTP, metricsFailure } = require('../../activities/metrics/prometheus');
+    expect(classifyHttp(status, PROMETHEUS_HTTP)).toBe(type);
+    const f = metricsFailure(new MetricQueryError('q', classifyHttp(status, PROMETHEUS_HTTP)), 'latency');
+    expectCatalogued(f, type);
+    expect(f.message).toBe('latency: q');
+  });
+
+  test('Docker: a failed build is final with its step; a push is classified by the registry’s answer or the network', () => {
+    const { BuildError, PushError, buildFailure, pushFailure } = require('../../activities/docker/builder');
+    const build = buildFailure(new BuildError('docker build failed at "RUN false"', 'RUN false', ['x']));
+    expectCatalogued(build, 'BuildFailedError');
+    expect(build.details).toEqual([{ step: 'RUN false', logTail: ['x'] }]);
+    expectCatalogued(pushFailure(new PushError('unauthorized: authentication required'), 't'), 'RegistryAuthError');
+    expectCatalogued(pushFailure(new PushError('received unexpected HTTP status: 502 Bad Gateway'), 't'), 'RegistryUnavailableError');
+    expectCatalogued(pushFailure(Object.assign(new Error('connect'), { code: 'ECONNREFUSED' }), 't'), 'RegistryUnavailableError');
+    const other = new Error('a bug');
+    expect(pushFailure(other, 't')).toBe(other);
+  });
+
+  test.each([
+    [401, 'RegistryAuthError'],
+    [404, 'ImageNotFoundError'],
+    [415, 'RegistryRejectedError'],
+    [503, 'RegistryUnavailableError'],
+  ])('the OCI client’s HTTP %i is %s', (status, type) => {
+    const { toRegistryFailure } = require('../../activities/registry/oci');
+    const { RegistryHttpError } = require('../../activities/registry/oci-client');
+    expectCatalogued(toRegistryFailure(new RegistryHttpError('x', status), 'copy'), type);
+  });
+
+  test('the OCI client’s digest mismatch is DigestMismatchError, final, with both digests', () => {
+    const { toRegistryFailure } = require('../../activities/registry/oci');
+    const { DigestMismatchError } = require('../../activities/registry/oci-client');
+    const f = toRegistryFailure(new DigestMismatchError('x', 'sha256:a', 'sha256:b'), 'copy');
+    expectCatalogued(f, 'DigestMismatchError');
+    expect(f.details).toEqual([{ expected: 'sha256:a', actual: 'sha256:b' }]);
   });
 });
