@@ -1,8 +1,9 @@
 /**
  * Slipway's one error vocabulary: every failure type, named once, with whether retrying the step can help.
- * Adapters raise these (activities/errors.ts sets the ApplicationFailure's nonRetryable flag from this table) and
- * the retry policies list the non-retryable ones, so a port's failure means the same whichever adapter raised it.
- * The type strings are part of recorded histories: never rename one.
+ * Adapters raise these only through portError (activities/errors.ts), which sets the ApplicationFailure's
+ * nonRetryable flag from this table, and the retry policies list the non-retryable ones, so a port's failure means
+ * the same whichever adapter raised it (test/unit/retry-policy.test.ts checks both). A new failure is a new row
+ * here. The type strings are part of recorded histories: add, never rename or remove one.
  */
 export interface ErrorSpec {
   readonly type: string;
