@@ -6,9 +6,10 @@
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { builtinModules } from 'node:module';
 
-// Measured when this test was written: 2,652,119 bytes (about 0.86 MB of code, the rest its inline source map).
-// The limit leaves ~9% headroom; raise it on purpose, with the reason in the commit, never to make a red test green.
-const MAX_BUNDLE_BYTES = 2_900_000;
+// Measured when this test was written: 2,652,119 bytes, and 2,706,819 once workflows/release.ts became
+// workflows/release/ (about 0.89 MB of code, the rest its inline source map). The limit leaves ~10% headroom over
+// the latter; raise it on purpose, with the reason in the commit, never to make a red test green.
+const MAX_BUNDLE_BYTES = 2_980_000;
 
 // model/ modules the workflows import at runtime (zod-free); the rest of model/ reaches the bundle only as types.
 const BUNDLED_MODEL = ['rules', 'identifiers', 'requests', 'decision-token', 'scan-policy', 'queues', 'search-attributes', 'errors'];
