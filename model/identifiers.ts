@@ -25,3 +25,30 @@ export type Severity = (typeof SEVERITIES)[number];
 /** How a canary's share of traffic is set: replica ratio, a Gateway API HTTPRoute, an Istio VirtualService. */
 export const TRAFFIC_ROUTERS = ['replicas', 'gateway-api', 'istio'] as const;
 export type TrafficPlan = { type: 'replicas' } | { type: 'gateway-api'; route: string } | { type: 'istio'; virtualService: string };
+
+/** An image reference split into its parts: name = host[:port]/path, then [:tag][@digest]. */
+export interface ImageRef {
+  name: string;
+  tag?: string;
+  digest?: string;
+}
+
+/** host/path[:tag][@digest] → its parts (a ":" after the last "/" starts the tag; a host's port comes before it). */
+export function parseImageRef(ref: string): ImageRef {
+  const at = ref.indexOf('@');
+  const digest = at >= 0 ? ref.slice(at + 1) : undefined;
+  const rest = at >= 0 ? ref.slice(0, at) : ref;
+  const colon = rest.lastIndexOf(':');
+  const tagged = colon > rest.lastIndexOf('/');
+  return { name: tagged ? rest.slice(0, colon) : rest, ...(tagged ? { tag: rest.slice(colon + 1) } : {}), ...(digest !== undefined ? { digest } : {}) };
+}
+
+/** A fully qualified reference (registry host first), as promotion and scans need: its registry and repository. */
+export function parseQualifiedImageRef(ref: string): ImageRef & { registry: string; repository: string } {
+  const parts = parseImageRef(ref);
+  const slash = parts.name.indexOf('/');
+  if (slash <= 0) throw new Error(`image reference "${ref}" must start with a registry host`);
+  if (slash === parts.name.length - 1) throw new Error(`image reference "${ref}" has no repository`);
+  return { ...parts, registry: parts.name.slice(0, slash), repository: parts.name.slice(slash + 1) };
+}
+

@@ -5,6 +5,7 @@
  */
 import { parseAllDocuments } from 'yaml';
 import type { ImageValues } from '../../model/types';
+import { parseImageRef } from '../../model/identifiers';
 
 /**
  * The common layouts at once: `helm create` charts render `repository:tag` (tag = `<version>@<digest>` keeps the
@@ -47,22 +48,6 @@ export function withImageValues(values: Record<string, unknown>, layout: ImageVa
     node[keys.at(-1)!] = value;
   }
   return out;
-}
-
-export interface ImageRef {
-  name: string;
-  tag?: string;
-  digest?: string;
-}
-
-/** host/path[:tag][@digest] → its parts (a ":" after the last "/" starts the tag; a host's port comes before it). */
-export function parseImageRef(ref: string): ImageRef {
-  const at = ref.indexOf('@');
-  const digest = at >= 0 ? ref.slice(at + 1) : undefined;
-  const rest = at >= 0 ? ref.slice(0, at) : ref;
-  const colon = rest.lastIndexOf(':');
-  const tagged = colon > rest.lastIndexOf('/');
-  return { name: tagged ? rest.slice(0, colon) : rest, ...(tagged ? { tag: rest.slice(colon + 1) } : {}), ...(digest !== undefined ? { digest } : {}) };
 }
 
 export interface RenderedContainer {

@@ -2,6 +2,9 @@
  * The Kubernetes adapter of the Cluster port (@kubernetes/client-node): rollout state with the reasons a rollout is
  * stuck, leases that keep two releases of a service out of one environment, and the inventory's workloads.
  */
+import type { ApplicationFailure } from '@temporalio/activity';
+import { ErrorTypes } from '../../model/errors';
+import { portError } from '../errors';
 import { k8s, type K8s } from './client';
 import type { Cluster, KubeTarget, PodContainerImage, RolloutState, WorkloadRecord } from '../ports';
 
@@ -15,8 +18,18 @@ export class KubeError extends Error {
   }
 }
 
+/**
+ * The Kubernetes adapter's failures in the shared vocabulary: a context the kubeconfig lacks or a cluster that
+ * refuses the worker is final (ClusterConfig); no answer, or an unexpected one, may pass (ClusterUnreachable).
+ */
+export function kubeFailure(err: KubeError): ApplicationFailure {
+  if (err.kind === 'unknown-context' || err.kind === 'forbidden') return portError(ErrorTypes.ClusterConfig, err.message);
+  return portError(ErrorTypes.ClusterUnreachable, err.message);
+}
+
 const statusOf = (err: unknown): number | undefined => (err as { code?: unknown })?.code as number | undefined;
-const isHttp = (err: unknown, code: number) => statusOf(err) === code;
+/** Whether the API server answered with this HTTP status (client-node's ApiException carries it as `code`). */
+export const isHttp = (err: unknown, code: number) => statusOf(err) === code;
 
 /** The worker's kubeconfig: KUBECONFIG or ~/.kube/config (the in-cluster config when the worker runs in a pod). */
 export function defaultKubeConfig(env: NodeJS.ProcessEnv = process.env): K8s.KubeConfig {

@@ -14,7 +14,7 @@ import type { Progress, Registry } from '../ports';
 import type { CredentialStore } from './credentials';
 import { toRegistryFailure } from './oci';
 import { OciRegistryClient } from './oci-client';
-import { parseReference } from './reference';
+import { parseQualifiedImageRef } from '../../model/identifiers';
 
 export class AcrRegistry implements Registry {
   constructor(
@@ -27,8 +27,8 @@ export class AcrRegistry implements Registry {
   async copy(input: CopyImageInput, progress: Progress): Promise<CopyImageResult> {
     const acr = input.targetRegistry.acr;
     if (!acr) throw portError(ErrorTypes.InvalidInput, `targetRegistry.acr: registry ${input.targetRegistry.name} has type acr but no acr section (subscriptionId, resourceGroup, registryName)`);
-    const src = parseReference(input.source);
-    const dst = parseReference(input.target);
+    const src = parseQualifiedImageRef(input.source);
+    const dst = parseQualifiedImageRef(input.target);
     // Import by digest whenever the release knows it, so a moved source tag cannot change what lands.
     const expected = src.digest ?? input.expectDigest;
     if (src.digest && input.expectDigest && src.digest !== input.expectDigest) {

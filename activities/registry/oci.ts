@@ -7,7 +7,7 @@ import { tickInterval } from '../exec';
 import type { Progress, Registry } from '../ports';
 import type { CredentialStore } from './credentials';
 import { copyManifest, DigestMismatchError, OciRegistryClient, RegistryHttpError, type CopyProgress } from './oci-client';
-import { parseReference } from './reference';
+import { parseQualifiedImageRef } from '../../model/identifiers';
 
 export class OciRegistry implements Registry {
   private readonly clients = new Map<string, OciRegistryClient>();
@@ -29,8 +29,8 @@ export class OciRegistry implements Registry {
   }
 
   async copy(input: CopyImageInput, progress: Progress): Promise<CopyImageResult> {
-    const src = parseReference(input.source);
-    const dst = parseReference(input.target);
+    const src = parseQualifiedImageRef(input.source);
+    const dst = parseQualifiedImageRef(input.target);
     const srcRef = src.digest ?? src.tag ?? 'latest';
     const srcClient = this.client(src.registry, input.sourceRegistry?.host === src.registry ? input.sourceRegistry : undefined);
     const dstClient = this.client(dst.registry, input.targetRegistry.host === dst.registry ? input.targetRegistry : undefined);

@@ -14,7 +14,7 @@ import { countBySeverity, normaliseSeverity, type Finding, type ScanReport } fro
 import type { RegistryRef } from '../../model/types';
 import type { Progress, Scanner } from '../ports';
 import type { CredentialStore } from '../registry/credentials';
-import { parseReference } from '../registry/reference';
+import { parseQualifiedImageRef } from '../../model/identifiers';
 
 /** The catalogue types the Trivy adapter raises (model/errors.ts declares whether each is retried). */
 export type ScannerErrorType = (typeof ErrorTypes)['ScannerUnavailable' | 'ScannerDatabase' | 'ScannerTimeout' | 'ScanReportInvalid' | 'ScannerFailed'];
@@ -95,7 +95,7 @@ export class TrivyScanner implements Scanner {
     // Registry credentials and the Docker socket reach trivy through its environment, never its argv.
     const env: NodeJS.ProcessEnv = { ...process.env, ...(this.opts.dockerHost ? { DOCKER_HOST: this.opts.dockerHost } : {}) };
     if (req.source === 'registry') {
-      const host = parseReference(req.image).registry;
+      const host = parseQualifiedImageRef(req.image).registry;
       const c = this.credentials.lookup(host, req.registry?.host === host ? req.registry.name : undefined);
       if (c) Object.assign(env, { TRIVY_USERNAME: c.username, TRIVY_PASSWORD: c.password });
       if (req.registry?.insecure) env.TRIVY_INSECURE = 'true';

@@ -3,6 +3,7 @@
  * lists of weighted backends; each list's canary backends get the canary's weight and its stable ones share the
  * rest. The canary runs as many pods as the stable Deployment, since the route, not the pods, sets its share.
  */
+import { isHttp } from '../kubernetes/cluster';
 import type { KubeTarget, TrafficRouter } from '../ports';
 import type { TrafficDeps } from './deps';
 
@@ -32,7 +33,6 @@ export function splitWeights<B>(backends: B[], isCanary: (b: B) => boolean, weig
   return backends.map((b) => (isCanary(b) ? weight : Math.floor((100 - weight) / stables)));
 }
 
-const isNotFound = (err: unknown) => (err as { code?: number })?.code === 404;
 
 export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string, deps: TrafficDeps): TrafficRouter {
   const ref = { group: kind.group, version: kind.version, plural: kind.plural, name };
@@ -65,7 +65,7 @@ export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string
     async reset(target) {
       // A route (or its CRD) already gone sends nothing to the canary.
       await weigh(target, 0).catch((err) => {
-        if (!isNotFound(err)) throw err;
+        if (!isHttp(err, 404)) throw err;
       });
     },
   };

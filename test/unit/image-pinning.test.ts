@@ -1,5 +1,6 @@
 /** The pure parts of the digest check: image references, rendered workloads of every kind, the values slipway sets. */
-import { DEFAULT_IMAGE_VALUES, parseImageRef, pinningProblems, renderedContainers, withImageValues } from '../../activities/helm/images';
+import { DEFAULT_IMAGE_VALUES, pinningProblems, renderedContainers, withImageValues } from '../../activities/helm/images';
+import { parseImageRef } from '../../model/identifiers';
 
 const D = `sha256:${'a'.repeat(64)}`;
 const image = { repository: '127.0.0.1:5000/prod/delivery', digest: D, version: 'v1.2.3' };

@@ -310,7 +310,8 @@ describe('the activities raise only catalogue failures', () => {
     ['unreachable', 'ClusterUnreachableError'],
     ['failed', 'ClusterUnreachableError'],
   ])('Kubernetes (%s) is %s, also through guarded', async (kind, type) => {
-    const { kubeFailure, guarded } = require('../../activities/deploy/guarded');
+    const { guarded } = require('../../activities/deploy/guarded');
+    const { kubeFailure } = require('../../activities/kubernetes/cluster');
     const { KubeError } = require('../../activities/kubernetes/cluster');
     expectCatalogued(kubeFailure(new KubeError('x', kind)), type);
     const thrown = await guarded(() => Promise.reject(new KubeError('x', kind))).catch((e: unknown) => e);
