@@ -4,8 +4,9 @@ import { builtinModules } from 'node:module';
 // Which folder may import which (docs/architecture.md draws it):
 //   model/      the ground floor: imports nothing of ours outside model/.
 //   workflows/  model/ and @temporalio/workflow; activities as types only; deterministic (no Node, no I/O, no zod).
-//   activities/ model/ and each other; never workflows/, workers/, client/.
-//   workers/    activities/ and model/; never client/.
+//   host/       model/ only: what this machine has on disk (slipway.yaml, key pairs), for workers/ and client/.
+//   activities/ model/ and each other; never workflows/, host/, workers/, client/.
+//   workers/    activities/, host/ and model/; never client/.
 //   client/     anything of ours above; never bench/ or test/ (no production folder imports those).
 // Relative specifiers are matched by how many `../` climb to the root, so `./client` inside
 // activities/kubernetes/ is that folder's Kubernetes client, never the client/ folder.
@@ -18,9 +19,8 @@ const ioLibraries = ['dockerode', '@kubernetes/*', '@azure/*', 'fastify', '@fast
 const BUNDLED_MODEL = ['rules', 'identifiers', 'requests', 'decision-token', 'scan-policy', 'queues', 'search-attributes', 'errors'];
 const ZOD_MODEL = ['config', 'types', 'canary', 'plan', 'inbox'];
 
-// Imports that break a rule today and are allowed by name until their code moves (a new one still fails).
-// workers/plan.ts reads slipway.yaml and the trust anchors through client/: that reading belongs in model/ or workers/.
-const GRANDFATHERED = { 'workers/plan.ts': { client: ['client/config', 'client/identity/keys'] } };
+// Imports that break a rule today and are allowed by name until their code moves (a new one still fails). None now.
+const GRANDFATHERED = {};
 
 const DEPTHS = [1, 2, 3, 4]; // workflows/x.ts is depth 1, activities/traffic/x.ts depth 2, …
 const up = (depth) => `(?:\\.\\./){${depth}}`;
@@ -50,16 +50,19 @@ function rulesFor(folder, depth, file) {
   if (folder === 'workflows') {
     paths.push(...nodeBuiltins.map((name) => ({ name, message: 'Workflow code must be deterministic: no Node built-ins in workflows/.' })));
     patterns.push({ regex: into(depth, ['activities']), allowTypeImports: true, message: 'Import activities as types only (proxyActivities<typeof acts>()).' });
-    patterns.push({ regex: into(depth, ['workers', 'client', 'bench', 'test']), message: 'workflows/ import only model/ (and activities as types): never workers/, client/, bench/ or test/.' });
+    patterns.push({ regex: into(depth, ['host', 'workers', 'client', 'bench', 'test']), message: 'workflows/ import only model/ (and activities as types): never host/, workers/, client/, bench/ or test/.' });
     patterns.push({ regex: `^${up(depth)}model/(?:${ZOD_MODEL.join('|')})$`, allowTypeImports: true, message: 'This model/ module carries zod: import its types only, so zod stays out of the workflow bundle.' });
     patterns.push({ group: [...ioLibraries, 'yaml'], message: 'No I/O libraries in workflows/.' });
     patterns.push({ group: ['zod', 'zod/*'], allowTypeImports: true, message: 'zod stays out of the workflow bundle: validate in activities or the client, import its types only.' });
   }
   if (folder === 'activities') {
-    patterns.push({ regex: into(depth, ['workflows', 'workers', 'client', 'bench', 'test']), message: 'activities/ import only model/ and each other: never workflows/, workers/, client/, bench/ or test/.' });
+    patterns.push({ regex: into(depth, ['workflows', 'host', 'workers', 'client', 'bench', 'test']), message: 'activities/ import only model/ and each other: never workflows/, host/, workers/, client/, bench/ or test/.' });
+  }
+  if (folder === 'host') {
+    patterns.push({ regex: into(depth, ['workflows', 'activities', 'workers', 'client', 'bench', 'test']), message: 'host/ reads local files for workers/ and client/: it imports only model/.' });
   }
   if (folder === 'workers') {
-    patterns.push({ regex: into(depth, ['client'], allowed('client')), message: 'workers/ never import client/: what both need belongs in model/ (or activities/).' });
+    patterns.push({ regex: into(depth, ['client'], allowed('client')), message: 'workers/ never import client/: what both need belongs in model/ or host/.' });
     patterns.push(NEVER_BENCH_OR_TEST(depth));
   }
   if (folder === 'client') patterns.push(NEVER_BENCH_OR_TEST(depth));
@@ -68,7 +71,7 @@ function rulesFor(folder, depth, file) {
 
 // One block per folder and depth; the files named above get blocks of their own after them (the later block wins).
 const directionBlocks = [
-  ...['model', 'workflows', 'activities', 'workers', 'client'].flatMap((folder) =>
+  ...['model', 'host', 'workflows', 'activities', 'workers', 'client'].flatMap((folder) =>
     DEPTHS.map((depth) => ({ files: [globAt(folder, depth)], rules: rulesFor(folder, depth, undefined) }))),
   ...[...BUNDLED_MODEL.map((m) => `model/${m}.ts`), ...Object.keys(GRANDFATHERED)].map((file) => ({
     files: [file],

@@ -13,7 +13,7 @@ import { parseDuration } from '../model/config';
 import { releaseWorkflowId, isReleaseId, RELEASE_ID_RULE } from '../model/identifiers';
 import type { ReleaseStatus } from '../model/types';
 import { ApprovalRefusedError, SlipwayClient } from './client';
-import { checkChart, keyDirOf, loadConfig } from './config';
+import { checkChart, keyDirOf, loadConfig } from '../host/config';
 import { planRelease, tokenTtlSecondsOf } from '../model/plan';
 import { UsageError } from '../model/errors';
 import { localTokens, type DecisionTokens } from './identity/tokens';

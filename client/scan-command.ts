@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ScannerError, parseTrivyReport } from '../activities/scanner/trivy';
 import { formatIssues, scanPlanOf, scanPolicySchema } from '../model/config';
 import { describeViolations, evaluate, type ScanPolicy, type Verdict } from '../model/scan-policy';
-import { loadConfig } from './config';
+import { loadConfig } from '../host/config';
 import { UsageError } from '../model/errors';
 
 export function loadPolicy(policy: string, configFile: string): ScanPolicy {

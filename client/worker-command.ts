@@ -8,7 +8,7 @@ import { createBuilderWorkers } from '../workers/builder';
 import { temporalSettings } from '../workers/connection';
 import { connectWorker, createOrchestratorWorker } from '../workers/orchestrator';
 import { SlipwayClient } from './client';
-import { keyDirOf, loadConfig } from './config';
+import { keyDirOf, loadConfig } from '../host/config';
 import { tokenTtlSecondsOf } from '../model/plan';
 import { localTokens } from './identity/tokens';
 import { renderStatus } from './render';

@@ -4,7 +4,7 @@
  */
 import { randomBytes, sign, type KeyObject } from 'node:crypto';
 import { normaliseIdentity, type AuthMethod, type DecisionClaims } from '../../model/decision-token';
-import { ensureKeyPair, loadPrivateKey } from './keys';
+import { ensureKeyPair, loadPrivateKey } from '../../host/keys';
 
 export type DecisionRequest = Omit<DecisionClaims, 'iss' | 'amr' | 'iat' | 'exp' | 'jti'>;
 

@@ -4,7 +4,7 @@
  * an edge (the UI) has authenticated.
  */
 import type { AuthMethod } from '../../model/decision-token';
-import { defaultKeyDir } from './keys';
+import { defaultKeyDir } from '../../host/keys';
 import { DecisionSigner, type DecisionRequest } from './signer';
 
 export interface DecisionTokens {

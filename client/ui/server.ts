@@ -10,7 +10,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { identitySchema, nameSchema, parseDuration, type SlipwayConfig } from '../../model/config';
 import type { ApprovalRequest } from '../../model/types';
 import { ApprovalRefusedError, type SlipwayClient } from '../client';
-import { keyDirOf } from '../config';
+import { keyDirOf } from '../../host/config';
 import { tokenTtlSecondsOf } from '../../model/plan';
 import { UsageError } from '../../model/errors';
 import { edgeTokens } from '../identity/tokens';

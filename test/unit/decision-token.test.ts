@@ -4,7 +4,7 @@
  */
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { DecisionSigner } from '../../client/identity/signer';
-import { rawPublicKey } from '../../client/identity/keys';
+import { rawPublicKey } from '../../host/keys';
 import { normaliseIdentity, verifyDecisionToken, type DecisionClaims, type Expected, type TrustAnchors } from '../../model/decision-token';
 
 const ui = generateKeyPairSync('ed25519');

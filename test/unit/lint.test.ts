@@ -37,8 +37,8 @@ const bad: Array<Case & { expected: RegExp[] }> = [
   },
   // The split release workflow sits one folder deeper: the same rules hold there.
   { file: 'workflows/release/bad.ts', code: "import { runTool } from '../../activities/exec';\nexport const x = runTool;\n", expected: [/'\.\.\/\.\.\/activities\/exec' import is restricted.*types only/] },
-  { file: 'workflows/bad.ts', code: "import { connect } from '../workers/connection';\nexport const x = connect;\n", expected: [/'\.\.\/workers\/connection' import is restricted.*never workers\/, client\//] },
-  { file: 'workflows/bad.ts', code: "import { SlipwayClient } from '../client/client';\nexport const x = SlipwayClient;\n", expected: [/'\.\.\/client\/client' import is restricted.*never workers\/, client\//] },
+  { file: 'workflows/bad.ts', code: "import { connect } from '../workers/connection';\nexport const x = connect;\n", expected: [/'\.\.\/workers\/connection' import is restricted.*never host\/, workers\/, client\//] },
+  { file: 'workflows/bad.ts', code: "import { SlipwayClient } from '../client/client';\nexport const x = SlipwayClient;\n", expected: [/'\.\.\/client\/client' import is restricted.*never host\/, workers\/, client\//] },
   { file: 'workflows/bad.ts', code: "import { slipwayConfigSchema } from '../model/config';\nexport const x = slipwayConfigSchema;\n", expected: [/'\.\.\/model\/config' import is restricted.*carries zod/] },
   { file: 'workflows/bad.ts', code: "import { z } from 'zod';\nexport const x = z;\n", expected: [/'zod' import is restricted.*workflow bundle/] },
   { file: 'model/bad.ts', code: "import type { RegistryPort } from '../activities/ports';\nexport type X = RegistryPort;\n", expected: [/'\.\.\/activities\/ports' import is restricted.*ground floor/] },
@@ -51,8 +51,9 @@ const bad: Array<Case & { expected: RegExp[] }> = [
   { file: 'activities/traffic/bad.ts', code: "import { loadConfig } from '../../client/config';\nexport const x = loadConfig;\n", expected: [/'\.\.\/\.\.\/client\/config' import is restricted.*activities\/ import only model\//] },
   { file: 'activities/bad.ts', code: "import { createOrchestratorWorker } from '../workers/orchestrator';\nexport const x = createOrchestratorWorker;\n", expected: [/'\.\.\/workers\/orchestrator' import is restricted.*activities\//] },
   { file: 'workers/bad.ts', code: "import { loadConfig } from '../client/config';\nexport const x = loadConfig;\n", expected: [/'\.\.\/client\/config' import is restricted.*workers\/ never import client\//] },
-  // workers/plan.ts keeps its two named client/ imports until they move; a third one still fails.
   { file: 'workers/plan.ts', code: "import { renderStatus } from '../client/render';\nexport const x = renderStatus;\n", expected: [/'\.\.\/client\/render' import is restricted.*workers\/ never import client\//] },
+  { file: 'host/bad.ts', code: "import { createDeployActivities } from '../activities';\nexport const x = createDeployActivities;\n", expected: [/'\.\.\/activities' import is restricted.*host\/ .*imports only model\//] },
+  { file: 'activities/bad.ts', code: "import { loadConfig } from '../host/config';\nexport const x = loadConfig;\n", expected: [/'\.\.\/host\/config' import is restricted.*never workflows\/, host\//] },
   { file: 'workers/bad.ts', code: "import { run } from '../bench/run';\nexport const x = run;\n", expected: [/'\.\.\/bench\/run' import is restricted.*bench\/ or test\//] },
   { file: 'client/ui/bad.ts', code: "import { ROOT } from '../../test/helpers';\nexport const x = ROOT;\n", expected: [/'\.\.\/\.\.\/test\/helpers' import is restricted.*bench\/ or test\//] },
 ];
@@ -67,7 +68,8 @@ const good: Case[] = [
   // `./client` inside activities/kubernetes/ is that folder's Kubernetes client, not the client/ folder.
   { file: 'activities/kubernetes/ok.ts', code: "import { kubeClient } from './client';\nimport type { TrafficRouter } from '../ports';\nimport { IDENTITY_RE } from '../../model/rules';\nexport type T = TrafficRouter;\nexport const x = [kubeClient, IDENTITY_RE];\n" },
   { file: 'workers/ok.ts', code: "import { Worker } from '@temporalio/worker';\nimport { createActivities } from '../activities';\nimport { BUILD_QUEUE } from '../model/queues';\nexport const x = [Worker, createActivities, BUILD_QUEUE];\n" },
-  { file: 'workers/plan.ts', code: "import { loadConfig } from '../client/config';\nimport { readKeys } from '../client/identity/keys';\nexport const x = [loadConfig, readKeys];\n" },
+  { file: 'workers/plan.ts', code: "import { loadConfig } from '../host/config';\nimport { keyDirFor } from '../host/keys';\nexport const x = [loadConfig, keyDirFor];\n" },
+  { file: 'host/config.ts', code: "import { parseConfig } from '../model/plan';\nimport { readFileSync } from 'node:fs';\nexport const x = [parseConfig, readFileSync];\n" },
   { file: 'client/ok.ts', code: "import { Client } from '@temporalio/client';\nimport { statusQuery } from '../workflows/messages';\nimport { connect } from '../workers/connection';\nimport type { RegistryPort } from '../activities/ports';\nexport type R = RegistryPort;\nexport const x = [Client, statusQuery, connect];\n" },
 ];
 

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import type { SlipwayConfig } from '../model/config';
 import { UsageError } from '../model/errors';
 import { parseConfig } from '../model/plan';
-import { keyDirFor } from './identity/keys';
+import { keyDirFor } from './keys';
 
 /** Where the local stack's key pairs are: slipway.yaml's identity.keyDir, else $SLIPWAY_HOME/keys. */
 export const keyDirOf = (cfg: SlipwayConfig, env: NodeJS.ProcessEnv = process.env): string => keyDirFor(cfg.identity, env);
