@@ -1,0 +1,14 @@
+/**
+ * The release workflow's patch ids, in one place. They are recorded in histories (as markers) and replays of
+ * older runs depend on them: never rename one, and call `patched(id)` at the same point of the run as before.
+ */
+
+/** The approvals inbox memo (`Release.publishInbox`); runs from before replay without it. */
+export const INBOX_MEMO_PATCH = 'inbox-memo';
+/**
+ * Runs started after this patch read their plan from the workers' configuration and accept only signed decisions;
+ * runs from before (their input holds the plan) replay and continue as they were.
+ */
+export const SIGNED_DECISIONS_PATCH = 'plan-from-workers-signed-decisions';
+/** An operator's canary action is scoped to the environment whose canary it was sent to. */
+export const CANARY_SCOPE_PATCH = 'canary-action-scope';
