@@ -3,7 +3,7 @@
  * before each deploy, deploy + canary + smoke, and the compensation saga — the rollbacks when the release fails or
  * is aborted after touching an environment.
  */
-import { ApplicationFailure, CancellationScope, log, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, log, TimeoutFailure, workflowInfo } from '@temporalio/workflow';
 import { ErrorTypes } from '../../model/errors';
 import type { DeployLockInput, DeployLockResult, EnvironmentPlan, ReleaseInput, RollbackResult, SmokeTestResult, StartCanaryResult } from '../../model/types';
 import { deployActs, kubeActs, lockActs } from '../proxies';
@@ -55,7 +55,7 @@ export class Deploys {
       return r;
     } catch (err) {
       // The lock's budget ran out while another release held the environment: a failure with a type of its own.
-      if ((err as any)?.cause?.name === 'TimeoutFailure') {
+      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
         throw ApplicationFailure.nonRetryable(`${env.name} stayed busy with another release of ${this.input.service} for ${env.deploy!.busyTimeoutMs} ms`, ErrorTypes.EnvironmentBusy);
       }
       throw err;
