@@ -70,6 +70,38 @@ if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || 
   echo "$kube_stamp" > "$BIN/kube.stamp"
 fi
 
+# The workflow tier's time-skipping server: @temporalio/testing cannot download it here, so Maven fetches the Java
+# test server and its dependencies from Maven Central into ~/.cache/slipway/temporal-test-server, with a launcher
+# the tests pass as an existing executable (it takes the port, then extra arguments, as the SDK calls it).
+TTS_VERSION=1.38.0
+TTS="$(dirname "$BIN")/temporal-test-server"
+if [ "$(cat "$TTS/version" 2>/dev/null)" != "$TTS_VERSION" ] || [ ! -x "$TTS/temporal-test-server" ]; then
+  if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+    if [ "$(id -u)" != 0 ]; then log "need root to apt-get install maven (and a JRE) for the time-skipping test server"; exit 1; fi
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless maven >/dev/null
+  fi
+  log "fetching io.temporal:temporal-test-server:$TTS_VERSION from Maven Central"
+  pom=$(mktemp -d)
+  cat > "$pom/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
+  <groupId>slipway</groupId><artifactId>temporal-test-server-deps</artifactId><version>1</version><packaging>pom</packaging>
+  <dependencies><dependency><groupId>io.temporal</groupId><artifactId>temporal-test-server</artifactId><version>$TTS_VERSION</version></dependency></dependencies>
+</project>
+EOF
+  rm -rf "$TTS.tmp" && mkdir -p "$TTS.tmp"
+  mvn -q -B -Dstyle.color=never -f "$pom/pom.xml" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$TTS.tmp/lib" >&2
+  rm -rf "$pom"
+  cat > "$TTS.tmp/temporal-test-server" <<'EOF'
+#!/bin/sh
+# Temporal's Java time-skipping test server: temporal-test-server <port> [extra args].
+exec java -cp "$(dirname "$0")/lib/*" io.temporal.testserver.TestServer "$@"
+EOF
+  chmod +x "$TTS.tmp/temporal-test-server"
+  echo "$TTS_VERSION" > "$TTS.tmp/version"
+  rm -rf "$TTS" && mv "$TTS.tmp" "$TTS"
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   # npm 11 can write a lock that its own `npm ci` then calls out of sync (@swc/core's optional platform packages);

@@ -1,6 +1,7 @@
 /** Shared test helpers: a client and workers on the real dev server, release plans, unique versions. */
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import type { SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
 import { releaseWorkflowId } from '../model/identifiers';
 import type { ReleaseInput, ReleaseStatus, StartRequest } from '../model/types';
-import { workflowStack } from './setup/stack-info';
+import { timeSkippingServer, workflowStack } from './setup/stack-info';
 
 let runtimeInstalled = false;
 /** Keep the SDK's own logging quiet unless a test fails loudly. */
@@ -115,13 +116,16 @@ export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial
 export async function createWorkers(namespace: string, acts: TestActivities, hostId = 'test-host', plans: Pick<SlipwayActivities, 'resolveRelease'> = testPlanActivities()): Promise<{ workers: Worker[]; connection: NativeConnection }> {
   quietRuntime();
   const connection = await NativeConnection.connect({ address: workflowStack().temporal });
+  return { workers: await workersOn(connection, namespace, acts, hostId, plans), connection };
+}
+
+async function workersOn(connection: NativeConnection, namespace: string, acts: TestActivities, hostId: string, plans: Pick<SlipwayActivities, 'resolveRelease'>): Promise<Worker[]> {
   const common = { connection, namespace, activities: { ...acts, ...plans } as SlipwayActivities };
-  const workers = await Promise.all([
+  return Promise.all([
     Worker.create({ ...common, taskQueue: ORCHESTRATOR_QUEUE, workflowBundle: { codePath: workflowStack().bundlePath } }),
     Worker.create({ ...common, taskQueue: BUILD_QUEUE }),
     Worker.create({ ...common, taskQueue: hostQueue(hostId) }),
   ]);
-  return { workers, connection };
 }
 
 export interface Harness {
@@ -140,6 +144,30 @@ export async function startHarness(namespace: string, acts: TestActivities, host
       workers.forEach((w) => w.shutdown());
       await Promise.allSettled(runs);
       await close();
+    },
+  };
+}
+
+/**
+ * A client and workers on a time-skipping test server of the file's own (the Java one scripts/install.sh fetched):
+ * while a test awaits a release's result the server jumps over its timers, so deadlines and analysis intervals keep
+ * their real lengths. Time does not move while a test polls, queries or waits on an Update, and it does so in real
+ * time there; a decision signed after a jump would read as expired (tokens carry wall-clock times), so tests decide
+ * before they await a result.
+ */
+export async function startTimeSkippingHarness(acts: TestActivities, hostId: string): Promise<Harness & { env: TestWorkflowEnvironment }> {
+  quietRuntime();
+  const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: timeSkippingServer() } } });
+  const namespace = env.namespace ?? 'default';
+  const workers = await workersOn(env.nativeConnection, namespace, acts, hostId, testPlanActivities());
+  const runs = workers.map((w) => w.run());
+  return {
+    env,
+    slipway: new TestSlipwayClient(env.client, ORCHESTRATOR_QUEUE, localTokens()),
+    async stop() {
+      workers.forEach((w) => w.shutdown());
+      await Promise.allSettled(runs);
+      await env.teardown();
     },
   };
 }

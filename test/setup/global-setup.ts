@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDocker, ensureRegistry } from '../../client/stack';
+import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack';
 import { ensureClusters } from '../../client/stack/kubernetes';
 import { dockerFromEnv } from '../../workers/builder';
 import { ensureBaseImage } from '../../client/stack/base-image';
@@ -15,14 +15,16 @@ import { prepareWorkflowTier } from './workflow-tier';
 
 export default async function globalSetup(): Promise<void> {
   process.env.PATH = `${process.env.HOME}/.cache/slipway/bin:${process.env.PATH}`;
-  const [{ temporal, bundlePath }, docker, registry, registryB, clusters] = await Promise.all([
-    prepareWorkflowTier(),
+  const [, docker, registry, registryB, clusters] = await Promise.all([
+    ensureTemporal(),
     ensureDocker(),
     ensureRegistry('registry', 5000),
     ensureRegistry('registry-b', 5001),
     ensureClusters(),
   ]);
   await ensureBaseImage(dockerFromEnv({ DOCKER_HOST: docker.host }));
+  // After the probes above: bundling blocks the event loop (Temporal is up by now, so its second check is quick).
+  const { temporal, bundlePath } = await prepareWorkflowTier();
   // A Trivy database of our own advisories (the real one cannot be downloaded here), written by trivy-db's code.
   const trivyCache = join(__dirname, '..', '..', '.slipway', 'trivy-cache');
   execFileSync(join(process.env.HOME!, '.cache', 'slipway', 'bin', 'trivy-fixture-db'), ['-advisories', join(__dirname, '..', 'fixtures', 'trivy', 'advisories.json'), '-cache-dir', trivyCache], { stdio: 'ignore' });

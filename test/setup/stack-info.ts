@@ -6,8 +6,11 @@ import type { RegistryEndpoint } from '../../client/stack';
 const STATE = join(__dirname, '..', '..', '.slipway');
 /** Written by the whole stack's setup (integration and e2e tiers). */
 export const STACK_FILE = join(STATE, 'test-stack.json');
-/** Written by the workflow tier's setup, and by the whole stack's setup too (it prepares the same two things). */
-export const WORKFLOW_STACK_FILE = join(STATE, 'workflow-stack.json');
+/**
+ * The workflow tier's setup describes what it prepared in this variable of jest's process (test workers are
+ * started after it and inherit it) rather than in a file, so runs on different Temporal servers do not cross.
+ */
+export const WORKFLOW_STACK_ENV = 'SLIPWAY_WORKFLOW_STACK';
 export const BUNDLE_PATH = join(STATE, 'workflow-bundle.js');
 
 export interface TestStack {
@@ -26,8 +29,11 @@ export interface TestStack {
 /** What the workflow tier needs: a Temporal server and the bundled workflow code. */
 export type WorkflowStack = Pick<TestStack, 'temporal' | 'bundlePath'>;
 
-/** The whole stack's file serves too (a run whose setup predates the workflow tier's file). */
-export const workflowStack = (): WorkflowStack => JSON.parse(readFileSync(existsSync(WORKFLOW_STACK_FILE) ? WORKFLOW_STACK_FILE : STACK_FILE, 'utf8'));
+/** Without the variable (a run whose globalSetup was replaced), the whole stack's file serves. */
+export function workflowStack(): WorkflowStack {
+  const described = process.env[WORKFLOW_STACK_ENV];
+  return JSON.parse(described ?? readFileSync(STACK_FILE, 'utf8'));
+}
 
 /**
  * The whole stack as its setup described it. A workflow-tier run on a machine that never brought the stack up has

@@ -6,7 +6,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { ensureTemporal } from '../../client/stack';
-import { BUNDLE_PATH, WORKFLOW_STACK_FILE, type WorkflowStack } from './stack-info';
+import { BUNDLE_PATH, WORKFLOW_STACK_ENV, type WorkflowStack } from './stack-info';
 
 const silent = { info() {}, warn() {}, error: console.error, debug() {}, trace() {}, log() {} };
 
@@ -20,15 +20,15 @@ export function prepareWorkflowTier(): Promise<WorkflowStack> {
 
 async function prepare(): Promise<WorkflowStack> {
   process.env.PATH = `${process.env.HOME}/.cache/slipway/bin:${process.env.PATH}`;
-  const [temporal, { code }] = await Promise.all([
-    ensureTemporal(),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: silent as never }),
-  ]);
+  // One after the other: bundling blocks the event loop for seconds, and a port probe timing out meanwhile would
+  // read a running server as absent.
+  const temporal = await ensureTemporal();
+  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: silent as never });
   mkdirSync(dirname(BUNDLE_PATH), { recursive: true });
   // Written aside and renamed: a worker of another run reading the bundle never sees half of it.
   writeFileSync(`${BUNDLE_PATH}.${process.pid}`, code);
   renameSync(`${BUNDLE_PATH}.${process.pid}`, BUNDLE_PATH);
   const info: WorkflowStack = { temporal: temporal.address, bundlePath: BUNDLE_PATH };
-  writeFileSync(WORKFLOW_STACK_FILE, JSON.stringify(info));
+  process.env[WORKFLOW_STACK_ENV] = JSON.stringify(info);
   return info;
 }
