@@ -176,6 +176,8 @@ function containerdConfig(b: Binaries, l: NodeLayout, registry: RegistryLogin, s
     // Pod network namespaces under this containerd's state dir, so stopRealNode knows which ones are its own.
     '  netns_mounts_under_state_dir = true',
     '  stream_server_address = "127.0.0.1"',
+    // This sandboxed host does not let even root lower oom_score_adj (runc's -998 for sandboxes fails with EACCES).
+    '  restrict_oom_score_adj = true',
     '  [plugins."io.containerd.grpc.v1.cri".cni]',
     `    bin_dir = ${q(b.cniDir)}`,
     `    conf_dir = ${q(join(l.dir, 'cni'))}`,
