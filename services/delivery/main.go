@@ -1,5 +1,7 @@
 // delivery is Slipway's sample service: a tiny HTTP server with /healthz and Prometheus /metrics.
-// ERROR_RATE (0..1) and LATENCY_MS inject failures and delay, so canary analysis has something to catch.
+// ERROR_RATE (0..1) and LATENCY_MS inject failures and delay, so canary analysis has something to catch;
+// HEALTH_STATUS makes /healthz answer another status (503), so a smoke test has something to fail.
+// `delivery check URL` is the image's own smoke test and `delivery load …` its bounded load generator (load.go).
 package main
 
 import (
@@ -16,6 +18,9 @@ import (
 )
 
 var buckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+
+// VersionHeader names the release that answered, so a load run can count the canary's share of the traffic.
+const VersionHeader = "X-Delivery-Version"
 
 type metrics struct {
 	mu       sync.Mutex
@@ -80,6 +85,65 @@ func envFloat(name string, def float64) float64 {
 	return def
 }
 
+// settings is what the environment (or the image's build args, which become ENV) plants in the service.
+type settings struct {
+	version      string
+	errorRate    float64
+	latency      time.Duration
+	healthStatus int
+}
+
+func settingsFromEnv() (settings, error) {
+	s := settings{
+		version:      os.Getenv("VERSION"),
+		errorRate:    envFloat("ERROR_RATE", 0),
+		latency:      time.Duration(envFloat("LATENCY_MS", 0) * float64(time.Millisecond)),
+		healthStatus: http.StatusOK,
+	}
+	if v := os.Getenv("HEALTH_STATUS"); v != "" {
+		code, err := strconv.Atoi(v)
+		if err != nil || code < 200 || code > 599 {
+			return s, fmt.Errorf("HEALTH_STATUS=%q: must be an HTTP status code (200-599)", v)
+		}
+		s.healthStatus = code
+	}
+	if s.errorRate < 0 || s.errorRate > 1 {
+		return s, fmt.Errorf("ERROR_RATE=%v: must be between 0 and 1", s.errorRate)
+	}
+	if s.latency < 0 {
+		return s, fmt.Errorf("LATENCY_MS=%v: must not be negative", s.latency)
+	}
+	return s, nil
+}
+
+func newMux(s settings, m *metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(VersionHeader, s.version)
+		w.WriteHeader(s.healthStatus)
+		if s.healthStatus == http.StatusOK {
+			w.Write([]byte("ok\n"))
+		} else {
+			fmt.Fprintf(w, "unhealthy (HEALTH_STATUS=%d)\n", s.healthStatus)
+		}
+	})
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) { m.write(w, s.version) })
+	mux.HandleFunc("/api/deliveries", func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		time.Sleep(s.latency)
+		code := http.StatusOK
+		if rand.Float64() < s.errorRate {
+			code = http.StatusInternalServerError
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(VersionHeader, s.version)
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"version\":%q,\"status\":%d}\n", s.version, code)
+		m.observe("/api/deliveries", code, time.Since(start))
+	})
+	return mux
+}
+
 // check is the image's own smoke test (`/delivery check <url>`): a FROM-scratch image has no curl, and the chart's
 // Helm test hook runs the release image itself.
 func check(url string) int {
@@ -102,30 +166,17 @@ func main() {
 	if len(os.Args) == 3 && os.Args[1] == "check" {
 		os.Exit(check(os.Args[2]))
 	}
-	version := os.Getenv("VERSION")
-	errorRate := envFloat("ERROR_RATE", 0)
-	latency := time.Duration(envFloat("LATENCY_MS", 0) * float64(time.Millisecond))
+	if len(os.Args) >= 2 && os.Args[1] == "load" {
+		os.Exit(loadMain(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	s, err := settingsFromEnv()
+	if err != nil {
+		log.Fatal(err)
+	}
 	addr := os.Getenv("LISTEN")
 	if addr == "" {
 		addr = ":8080"
 	}
-	m := newMetrics()
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/metrics", func(w http.ResponseWriter, r *http.Request) { m.write(w, version) })
-	mux.HandleFunc("/api/deliveries", func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		time.Sleep(latency)
-		code := http.StatusOK
-		if rand.Float64() < errorRate {
-			code = http.StatusInternalServerError
-		}
-		w.WriteHeader(code)
-		fmt.Fprintf(w, "{\"version\":%q,\"status\":%d}\n", version, code)
-		m.observe("/api/deliveries", code, time.Since(start))
-	})
-	log.Printf("delivery %s listening on %s (error rate %.2f, latency %s)", version, addr, errorRate, latency)
-	log.Fatal(http.ListenAndServe(addr, mux))
+	log.Printf("delivery %s listening on %s (error rate %.2f, latency %s, health status %d)", s.version, addr, s.errorRate, s.latency, s.healthStatus)
+	log.Fatal(http.ListenAndServe(addr, newMux(s, newMetrics())))
 }
