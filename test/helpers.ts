@@ -1,17 +1,21 @@
 /** Shared test helpers: a client and workers on the real dev server, release plans, unique versions. */
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, DefaultLogger } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { SlipwayClient, type StartResult } from '../client/client';
 import { parseConfig, planRelease } from '../model/plan';
-import { localTokens } from '../client/identity/tokens';
+import { localTokens, type DecisionTokens } from '../client/identity/tokens';
+import { DecisionSigner, type DecisionRequest } from '../client/identity/signer';
+import { defaultKeyDir } from '../host/keys';
 import { canonicalJson, sha256Of, trustAnchorsOf } from '../workers/plan';
 import type { SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
 import { releaseWorkflowId } from '../model/identifiers';
+import { ALL_SEARCH_ATTRIBUTES } from '../model/search-attributes';
 import type { ReleaseInput, ReleaseStatus, StartRequest } from '../model/types';
 import { timeSkippingServer, workflowStack } from './setup/stack-info';
 
@@ -148,22 +152,36 @@ export async function startHarness(namespace: string, acts: TestActivities, host
   };
 }
 
+/** The local key's tokens, issued at the time-skipping server's time (the workflow checks them against it). */
+class ServerClockTokens implements DecisionTokens {
+  private readonly signer = DecisionSigner.fromKeyDir(defaultKeyDir(), 'local', 'local');
+  constructor(private readonly env: TestWorkflowEnvironment) {}
+  async token(req: DecisionRequest): Promise<string> {
+    const iat = Math.floor((await this.env.currentTimeMs()) / 1000);
+    return this.signer.sign(req, { iat, exp: iat + this.signer.ttlSeconds });
+  }
+}
+
 /**
  * A client and workers on a time-skipping test server of the file's own (the Java one scripts/install.sh fetched):
  * while a test awaits a release's result the server jumps over its timers, so deadlines and analysis intervals keep
  * their real lengths. Time does not move while a test polls, queries or waits on an Update, and it does so in real
- * time there; a decision signed after a jump would read as expired (tokens carry wall-clock times), so tests decide
- * before they await a result.
+ * time there. The server's clock runs ahead of the wall clock after a jump (awaiting a result also jumps to the
+ * finished release's leftover run-timeout timer, ten years on), so the client's tokens are signed on the server's
+ * clock, as if the person acted at that moment.
  */
 export async function startTimeSkippingHarness(acts: TestActivities, hostId: string): Promise<Harness & { env: TestWorkflowEnvironment }> {
   quietRuntime();
   const env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: timeSkippingServer() } } });
   const namespace = env.namespace ?? 'default';
+  // The dev server is started with these; the test server learns them here (the workflows upsert them).
+  const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  await env.connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(ALL_SEARCH_ATTRIBUTES.map((sa) => [sa.name, KEYWORD])) });
   const workers = await workersOn(env.nativeConnection, namespace, acts, hostId, testPlanActivities());
   const runs = workers.map((w) => w.run());
   return {
     env,
-    slipway: new TestSlipwayClient(env.client, ORCHESTRATOR_QUEUE, localTokens()),
+    slipway: new TestSlipwayClient(env.client, ORCHESTRATOR_QUEUE, new ServerClockTokens(env)),
     async stop() {
       workers.forEach((w) => w.shutdown());
       await Promise.allSettled(runs);

@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { DecisionSigner } from '../../client/identity/signer';
-import { defaultKeyDir } from '../../client/identity/keys';
+import { defaultKeyDir } from '../../host/keys';
 import { noopActivities } from '../../bench/noop-worker';
 import { abortSignal, abortUpdate, approveUpdate, rejectUpdate } from '../../workflows/messages';
 import { ORCHESTRATOR_QUEUE } from '../../model/queues';

@@ -2,6 +2,7 @@
  * The canary loop of the release workflow on the real dev server, activities mocked (the measurements are made up
  * here; the real ones come from Prometheus in the integration test): a healthy canary is promoted, a worse one is
  * rolled back at the first bad interval, an inconclusive one waits for a person, operators promote or roll back.
+ * The cases that only wait on timers run on a time-skipping server with intervals and timeouts of real lengths.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +13,7 @@ import { parseConfig, planRelease } from '../../model/plan';
 import type { SlipwayClient } from '../../client/client';
 import { seededGaussian } from '../../workflows/canary/judge';
 import { canaryText, deployConfigText } from '../deploy-helpers';
-import { eventually, outcomeOf, startHarness, uniqueVersion, type Harness } from '../helpers';
+import { eventually, outcomeOf, startHarness, startTimeSkippingHarness, uniqueVersion, type Harness } from '../helpers';
 
 const NS = 'slipway-test';
 const calls: string[] = [];
@@ -76,45 +77,16 @@ function input(steps = STEPS) {
   return planRelease(parseConfig(text), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
 }
 
-async function approved(steps?: string): Promise<string> {
-  const { workflowId } = await slipway.start(input(steps));
-  await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
-  await slipway.decide(workflowId, 'approve', { approver: 'alice' });
+/** Started and approved (on the dev server unless `on` is the time-skipping server's client). */
+async function approved(steps?: string, on = slipway): Promise<string> {
+  const { workflowId } = await on.start(input(steps));
+  await on.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
+  await on.decide(workflowId, 'approve', { approver: 'alice' });
   return workflowId;
 }
 
 
-test('a canary as good as the baseline is promoted: weights, intervals judged, Helm upgraded, canary removed', async () => {
-  const id = await approved();
-  const { type, status } = await outcomeOf(slipway, id);
-  expect(type).toBeUndefined();
-  expect(status.phase).toBe('succeeded');
-  const prodCalls = calls.slice(calls.indexOf('start:prod'));
-  expect(prodCalls).toEqual(['start:prod', 'weight:20', 'measure', 'measure', 'weight:50', 'measure', 'measure', 'helm:prod', 'remove']);
-  expect(status.canary).toMatchObject({ environment: 'prod', state: 'promoted', weight: 50 });
-  expect(status.canary!.intervals).toHaveLength(4);
-  for (const i of status.canary!.intervals) expect(i.result).toBe('Pass');
-  expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'succeeded', result: { intervals: 4, finalResult: 'Pass', promotedRevision: 4 } });
-  expect(status.deployments?.prod).toMatchObject({ state: 'deployed', revision: 4 });
-  // SLIPWAY_RECORD_CANARY_HISTORY=1 records this run for the replay test (deploys, canary, promotion).
-  if (process.env.SLIPWAY_RECORD_CANARY_HISTORY) {
-    const history = await slipway.handle(id).fetchHistory();
-    writeFileSync(join(__dirname, '..', 'histories', 'release-deploy-canary.json'), JSON.stringify((history as any).toJSON(), null, 1));
-  }
-}, 60_000);
 
-test('a canary with a higher error rate fails at the first interval and is removed; Helm is never upgraded', async () => {
-  errorsCanary = 0.05;
-  const id = await approved();
-  const { type, status } = await outcomeOf(slipway, id);
-  expect(type).toBe('CanaryFailedError');
-  expect(status.error).toMatch(/score 0\.0 ≤ marginal 75 \(errors High/);
-  expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
-  expect(status.canary).toMatchObject({ state: 'rolled-back' });
-  expect(status.deployments?.prod.state).toBe('rolled-back');
-  // QA was deployed by this release too: it is rolled back with it.
-  expect(status.stages.find((s) => s.id === 'rollback:qa')?.state).toBe('succeeded');
-}, 60_000);
 
 test('an inconclusive canary waits for a person; operators can promote it', async () => {
   latencyFactor = 1.3; // latency High (not critical, weight 20): a score of 80, between marginal and pass
@@ -165,23 +137,89 @@ test('an operator rolls a running canary back during an open-ended pause', async
   expect(calls).toContain('remove');
 }, 60_000);
 
-test('a query Prometheus rejects fails the analysis and rolls back; it never counts as a pass', async () => {
-  measurement = 'bad-query';
-  const id = await approved();
-  const { type, status } = await outcomeOf(slipway, id);
-  expect(type).toBe('MetricQueryError');
-  expect(status.error).toContain('parse error');
-  expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
-}, 60_000);
+describe('on a time-skipping server: analysis intervals and decision timeouts of their real lengths', () => {
+  /** Ten-minute analyses judged every five minutes; awaiting the result lets the server jump over the waits. */
+  const REAL_STEPS = '[ { setWeight: 20 }, { analysis: { duration: 10m, interval: 5m } }, { setWeight: 50 }, { analysis: { duration: 10m, interval: 5m } } ]';
+  let skipping: Harness;
+  beforeAll(async () => {
+    skipping = await startTimeSkippingHarness(acts, 'canary-wf-host');
+  });
+  afterAll(() => skipping?.stop());
 
-test('no data at all: the canary fails rather than passing', async () => {
-  measurement = 'empty';
-  const id = await approved();
-  const { type, status } = await outcomeOf(slipway, id);
-  expect(type).toBe('CanaryFailedError');
-  // Kayenta's rules: with nanStrategy replace, missing errors read as zeros (Pass); latency has no data (Nodata);
-  // half the metrics without data scores 0.
-  expect(status.canary!.intervals[0]).toMatchObject({ score: 0, result: 'Fail' });
-  expect(status.canary!.intervals[0].metrics.map((m) => m.classification)).toEqual(['Pass', 'Nodata']);
-  expect(calls).not.toContain('helm:prod');
-}, 60_000);
+  test('a canary as good as the baseline is promoted: weights, intervals judged, Helm upgraded, canary removed', async () => {
+    const id = await approved(REAL_STEPS, skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, id);
+    expect(type).toBeUndefined();
+    expect(status.phase).toBe('succeeded');
+    const prodCalls = calls.slice(calls.indexOf('start:prod'));
+    expect(prodCalls).toEqual(['start:prod', 'weight:20', 'measure', 'measure', 'weight:50', 'measure', 'measure', 'helm:prod', 'remove']);
+    expect(status.canary).toMatchObject({ environment: 'prod', state: 'promoted', weight: 50 });
+    expect(status.canary!.intervals).toHaveLength(4);
+    for (const i of status.canary!.intervals) expect(i.result).toBe('Pass');
+    expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'succeeded', result: { intervals: 4, finalResult: 'Pass', promotedRevision: 4 } });
+    expect(status.deployments?.prod).toMatchObject({ state: 'deployed', revision: 4 });
+    // SLIPWAY_RECORD_CANARY_HISTORY=1 records this run for the replay test (deploys, canary, promotion).
+    if (process.env.SLIPWAY_RECORD_CANARY_HISTORY) {
+      const history = await skipping.slipway.handle(id).fetchHistory();
+      writeFileSync(join(__dirname, '..', 'histories', 'release-deploy-canary.json'), JSON.stringify((history as any).toJSON(), null, 1));
+    }
+  }, 60_000);
+
+  test('a canary with a higher error rate fails at the first interval and is removed; Helm is never upgraded', async () => {
+    errorsCanary = 0.05;
+    const id = await approved(REAL_STEPS, skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, id);
+    expect(type).toBe('CanaryFailedError');
+    expect(status.error).toMatch(/score 0\.0 ≤ marginal 75 \(errors High/);
+    expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
+    expect(status.canary).toMatchObject({ state: 'rolled-back' });
+    expect(status.deployments?.prod.state).toBe('rolled-back');
+    // QA was deployed by this release too: it is rolled back with it.
+    expect(status.stages.find((s) => s.id === 'rollback:qa')?.state).toBe('succeeded');
+  }, 60_000);
+
+  test('a query Prometheus rejects fails the analysis and rolls back; it never counts as a pass', async () => {
+    measurement = 'bad-query';
+    const id = await approved(REAL_STEPS, skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, id);
+    expect(type).toBe('MetricQueryError');
+    expect(status.error).toContain('parse error');
+    expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'remove']);
+  }, 60_000);
+
+  test('no data at all: the canary fails rather than passing', async () => {
+    measurement = 'empty';
+    const id = await approved(REAL_STEPS, skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, id);
+    expect(type).toBe('CanaryFailedError');
+    // Kayenta's rules: with nanStrategy replace, missing errors read as zeros (Pass); latency has no data (Nodata);
+    // half the metrics without data scores 0.
+    expect(status.canary!.intervals[0]).toMatchObject({ score: 0, result: 'Fail' });
+    expect(status.canary!.intervals[0].metrics.map((m) => m.classification)).toEqual(['Pass', 'Nodata']);
+    expect(calls).not.toContain('helm:prod');
+  }, 60_000);
+
+  test('an inconclusive canary nobody decides on is rolled back when its decision timeout (the default hour) passes', async () => {
+    latencyFactor = 1.3; // Marginal, as in the operator test above
+    const id = await approved('[ { setWeight: 20 }, { analysis: { duration: 5m, interval: 5m } } ]', skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, id);
+    expect(type).toBe('CanaryFailedError');
+    expect(status.error).toMatch(/canary inconclusive \(score 80\.0\) and no decision within 3600000 ms/);
+    expect(calls).toContain('remove');
+    expect(calls).not.toContain('helm:prod');
+  }, 60_000);
+
+  test('an open-ended pause nobody ends rolls the canary back after the decision timeout; a timed one ends by itself', async () => {
+    const stuck = await approved('[ { setWeight: 20 }, { analysis: { duration: 5m, interval: 5m } }, { pause: {} } ]', skipping.slipway);
+    const { type, status } = await outcomeOf(skipping.slipway, stuck);
+    expect(type).toBe('CanaryFailedError');
+    expect(status.error).toMatch(/nobody promoted the canary within 3600000 ms/);
+
+    calls.length = 0;
+    const timed = await approved('[ { setWeight: 20 }, { pause: { duration: 2h } }, { analysis: { duration: 5m, interval: 5m } } ]', skipping.slipway);
+    const after = await outcomeOf(skipping.slipway, timed);
+    expect(after.type).toBeUndefined();
+    expect(after.status.canary).toMatchObject({ state: 'promoted' });
+    expect(calls.slice(calls.indexOf('start:prod'))).toEqual(['start:prod', 'weight:20', 'measure', 'helm:prod', 'remove']);
+  }, 60_000);
+});

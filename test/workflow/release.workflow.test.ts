@@ -1,6 +1,7 @@
 /**
  * The release workflow on the real Temporal dev server, with mocked activities (the real ones are exercised by the
- * integration tests). Covers the approval rules, rejection, abort, deadline expiry, CI re-runs and replay.
+ * integration tests). Covers the approval rules, rejection, abort, CI re-runs and replay; approval deadlines run
+ * on a time-skipping server with their real lengths.
  */
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -10,14 +11,14 @@ import { Worker } from '@temporalio/worker';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApprovalRefusedError, type SlipwayClient } from '../../client/client';
-import { defaultKeyDir } from '../../client/identity/keys';
+import { defaultKeyDir } from '../../host/keys';
 import { edgeTokens } from '../../client/identity/tokens';
 import { hostQueue } from '../../model/queues';
 import { releaseWorkflowId } from '../../model/identifiers';
 import { SA } from '../../model/search-attributes';
 import type { ReleaseInput } from '../../model/types';
-import { eventually, plan, type TestActivities, sampleConfigText, startHarness, uniqueVersion, type Harness } from '../helpers';
-import { testStack } from '../setup/stack-info';
+import { eventually, plan, type TestActivities, sampleConfigText, startHarness, startTimeSkippingHarness, uniqueVersion, type Harness } from '../helpers';
+import { workflowStack } from '../setup/stack-info';
 import { noopActivities } from '../../bench/noop-worker';
 
 const pick = <T extends object, K extends keyof T>(o: T, keys: K[]): Pick<T, K> => Object.fromEntries(keys.map((k) => [k, o[k]])) as Pick<T, K>;
@@ -69,22 +70,23 @@ afterAll(() => harness.stop());
 const withPolicy = (approval: string, version = uniqueVersion(), requester = 'ci-bot'): ReleaseInput =>
   plan({ version, requester, config: sampleConfigText({ approval }) });
 
-async function startAndAwaitApproval(input: ReleaseInput): Promise<string> {
-  const { workflowId } = await slipway.start(input);
-  const { status, reached } = await slipway.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
+/** `on`: the client of the file's dev server unless a test passes the time-skipping server's. */
+async function startAndAwaitApproval(input: ReleaseInput, on = slipway): Promise<string> {
+  const { workflowId } = await on.start(input);
+  const { status, reached } = await on.waitFor(workflowId, 'approval', { timeoutMs: 30_000, intervalMs: 100 });
   expect(reached).toBe(true);
   expect(status.phase).toBe('awaiting-approval');
   return workflowId;
 }
 
-async function eventTypes(workflowId: string): Promise<number[]> {
-  const history = await slipway.handle(workflowId).fetchHistory();
+async function eventTypes(workflowId: string, on = slipway): Promise<number[]> {
+  const history = await on.handle(workflowId).fetchHistory();
   return (history.events ?? []).map((e) => e.eventType as number);
 }
 
-async function failureOf(workflowId: string): Promise<{ type?: string; message: string }> {
+async function failureOf(workflowId: string, on = slipway): Promise<{ type?: string; message: string }> {
   try {
-    await slipway.handle(workflowId).result();
+    await on.handle(workflowId).result();
   } catch (err) {
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const cause: any = (err as WorkflowFailedError).cause;
@@ -224,19 +226,29 @@ test('abort during the build cancels the running activity', async () => {
   }
 });
 
-test('the approval deadline is a durable timer; on expiry the policy outcome applies', async () => {
-  const rejectOnTimeout = withPolicy('{ approvers: [alice], timeout: 2s }');
-  const id = await startAndAwaitApproval(rejectOnTimeout);
-  const failure = await failureOf(id);
-  expect(failure.type).toBe('ApprovalExpiredError');
-  expect((await slipway.result(id)).phase).toBe('expired');
-  expect(await eventTypes(id)).toContain(EventType.EVENT_TYPE_TIMER_FIRED);
+describe('on a time-skipping server', () => {
+  let skipping: Harness;
+  beforeAll(async () => {
+    skipping = await startTimeSkippingHarness(acts, 'test-host');
+  });
+  afterAll(() => skipping?.stop());
 
-  const approveOnTimeout = withPolicy('{ approvers: [alice], timeout: 2s, onTimeout: approve }');
-  const id2 = await startAndAwaitApproval(approveOnTimeout);
-  const result = await slipway.result(id2);
-  expect(result.phase).toBe('succeeded');
-  expect(result.stages.find((s) => s.id === 'approval:prod')!.result).toMatchObject({ reason: expect.stringMatching(/onTimeout=approve/) });
+  test('the approval deadline is a durable timer; on expiry the policy outcome applies', async () => {
+    // The policy's real 72 hours: awaiting the result lets the server jump to the timer.
+    const on = skipping.slipway;
+    const rejectOnTimeout = withPolicy('{ approvers: [alice], timeout: 72h }');
+    const id = await startAndAwaitApproval(rejectOnTimeout, on);
+    const failure = await failureOf(id, on);
+    expect(failure.type).toBe('ApprovalExpiredError');
+    expect((await on.result(id)).phase).toBe('expired');
+    expect(await eventTypes(id, on)).toContain(EventType.EVENT_TYPE_TIMER_FIRED);
+
+    const approveOnTimeout = withPolicy('{ approvers: [alice], timeout: 72h, onTimeout: approve }');
+    const id2 = await startAndAwaitApproval(approveOnTimeout, on);
+    const result = await on.result(id2);
+    expect(result.phase).toBe('succeeded');
+    expect(result.stages.find((s) => s.id === 'approval:prod')!.result).toMatchObject({ reason: expect.stringMatching(/onTimeout=approve/) });
+  });
 });
 
 test('a CI re-run of the same release attaches to the running workflow', async () => {
@@ -280,7 +292,7 @@ test('a broken scanner fails the release before the push; nothing is pushed', as
 });
 
 test('the workflow bundle carries no zod (it cost ~1 MB per cached workflow); the workflow checks input with rules.ts', () => {
-  expect(readFileSync(testStack().bundlePath, 'utf8').includes('node_modules/zod')).toBe(false);
+  expect(readFileSync(workflowStack().bundlePath, 'utf8').includes('node_modules/zod')).toBe(false);
 });
 
 test('an invalid input that bypassed the client fails the workflow before any activity', async () => {
@@ -301,7 +313,7 @@ test.each(histories)('replay: committed history %s replays against the current w
   // Replay under the release's own workflow id (signed runs check that their tokens were issued for it).
   const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
   const start = input ? (JSON.parse(Buffer.from(input).toString()) as { service: string; version: string }) : undefined;
-  await Worker.runReplayHistory({ workflowBundle: { codePath: testStack().bundlePath } }, history, start ? releaseWorkflowId(start.service, start.version) : `release:${file}`);
+  await Worker.runReplayHistory({ workflowBundle: { codePath: workflowStack().bundlePath } }, history, start ? releaseWorkflowId(start.service, start.version) : `release:${file}`);
 });
 
 test('the replay test has histories from before and after the inbox-memo patch', () => {
