@@ -474,9 +474,10 @@ export async function stopRealNode(env: string): Promise<string[]> {
   if (await stopDaemon(daemonName(l, 'containerd'))) stopped.push('containerd');
   const ip = findBinary('ip') ?? 'ip';
   const iptables = findBinary('iptables') ?? 'iptables';
-  // Pod network namespaces (bind mounts under containerd's state dir) and the node's own namespace.
-  const netnsDir = join(l.runDir, 'containerd', 'io.containerd.grpc.v1.cri', 'netns');
-  if (existsSync(netnsDir)) for (const f of readdirSync(netnsDir)) await ok(findBinary('umount') ?? 'umount', [join(netnsDir, f)]);
+  // What the killed shims and containerd left mounted under the run dir: pod network namespaces (bind mounts),
+  // sandbox /dev/shm tmpfs, container root filesystems. Deepest first.
+  const umount = findBinary('umount') ?? 'umount';
+  for (const m of mountsUnder(l.runDir)) if (!(await ok(umount, [m]))) await ok(umount, ['-l', m]);
   if (existsSync(`/run/netns/${l.netns}`)) {
     await ok(ip, ['netns', 'del', l.netns]);
     stopped.push(`netns ${l.netns}`);
@@ -492,6 +493,13 @@ export async function stopRealNode(env: string): Promise<string[]> {
   }
   rmSync(l.runDir, { recursive: true, force: true });
   return stopped;
+}
+
+/** Mount points at or below `dir`, deepest first (from this process's mountinfo; octal escapes decoded). */
+function mountsUnder(dir: string): string[] {
+  const points = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')[4]).filter(Boolean)
+    .map((p) => p.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
+  return [...new Set(points.filter((p) => p === dir || p.startsWith(`${dir}/`)))].sort((a, b) => b.length - a.length);
 }
 
 /** `iptables -S` output back into arguments (the comment is quoted). */
