@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh || exit 1
 export PATH="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin:$PATH"
 echo "[test] eslint" >&2
-npx eslint workflows activities workers client test bench || exit 1
+npx eslint model host workflows activities workers client test bench || exit 1
 mkdir -p .slipway
 echo "[test] jest" >&2
 # --forceExit: a handle some library leaves open (a test that timed out mid-way, a Temporal connection) must not keep
