@@ -33,14 +33,14 @@ async function pushSampleImage(): Promise<string> {
   const builder = new DockerImageBuilder(docker, credentials);
   const tag = `${stack.registry.url}/real-node/delivery:test`;
   await builder.build({ contextDir: join(ROOT, 'services', 'delivery'), dockerfile: 'Dockerfile', tag, args: { VERSION: 'real-node' }, labels: {} }, () => undefined);
-  const { digest } = await builder.push(tag, { host: stack.registry.url, name: 'dev' }, () => undefined);
+  const { digest } = await builder.push(tag, { host: stack.registry.url, name: 'dev', type: 'oci', insecure: true }, () => undefined);
   return `${stack.registry.url}/real-node/delivery@${digest}`;
 }
 
 const core = (env: string) => cluster.api(stack.contexts[env], k8s.CoreV1Api);
 
 /** The sample pod (readiness probe on /healthz) and a NodePort Service in front of it, on the env's real node. */
-async function deploySample(env: string): Promise<k8s.V1Service> {
+async function deploySample(env: string) {
   const labels = { app: 'delivery-real' };
   await core(env).createNamespacedPod({
     namespace,
