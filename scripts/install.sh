@@ -17,6 +17,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v go >/dev/null || need_apt+=(golang-go)
 command -v prometheus >/dev/null || need_apt+=(prometheus)   # canary metrics (tests run their own instance)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the approvals UI's browser tests (playwright-core drives it)
+[ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)   # the real node's pod network (bridge, host-local, loopback, portmap)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then log "need root to apt-get install ${need_apt[*]}"; exit 1; fi
   log "apt-get install ${need_apt[*]}"
@@ -68,6 +69,15 @@ if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || 
   log "building kube-apiserver, kube-controller-manager, kube-scheduler v1.36.3 (first time: ~7 min)"
   bash tools/kube/build.sh "$BIN"
   echo "$kube_stamp" > "$BIN/kube.stamp"
+fi
+
+# The real node's kubelet, kube-proxy and pause binary, from the same Kubernetes version (docs/local-kubernetes.md).
+kubelet_stamp=$(cat tools/kubelet/go.mod tools/kubelet/build.sh tools/kubelet/cmd/*/main.go | sha256sum | cut -c1-16)
+if [ ! -x "$BIN/kubelet" ] || [ ! -x "$BIN/kube-proxy" ] || [ ! -x "$BIN/pause" ] \
+   || [ "$(cat "$BIN/kubelet.stamp" 2>/dev/null)" != "$kubelet_stamp" ]; then
+  log "building kubelet, kube-proxy and pause (tools/kubelet; first time: ~2 min after tools/kube)"
+  bash tools/kubelet/build.sh "$BIN"
+  echo "$kubelet_stamp" > "$BIN/kubelet.stamp"
 fi
 
 # The workflow tier's time-skipping server: @temporalio/testing cannot download it here, so Maven fetches the Java

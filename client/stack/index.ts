@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { registryEnvKey } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernetes';
+import { ensureRealNodes, stopRealNodes } from './node';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
@@ -162,11 +163,14 @@ export async function stackUp(opts: { registryPort?: number } = {}): Promise<Sta
     ensureRegistry('registry', opts.registryPort ?? Number(process.env.SLIPWAY_REGISTRY_PORT ?? 5000)),
     ensureClusters(),
   ]);
+  // The real node of each cluster pulls from the registry (its pause image too), so it starts after both.
+  await ensureRealNodes(registry);
   return { temporal, docker, registry, clusters };
 }
 
 export async function stackDown(): Promise<string[]> {
-  const stopped: string[] = await stopClusters();
+  const stopped: string[] = await stopRealNodes();
+  stopped.push(...(await stopClusters()));
   for (const name of ['registry', 'registry-b', 'dockerd', 'temporal']) if (await stopDaemon(name)) stopped.push(name);
   return stopped;
 }

@@ -112,6 +112,9 @@ export async function ensureClusters(envs: readonly string[] = LOCAL_CLUSTERS): 
       '--etcd-binary', bin.etcd, '--kube-apiserver-binary', bin['kube-apiserver'],
       '--kube-controller-manager-binary', bin['kube-controller-manager'], '--kube-scheduler-binary', bin['kube-scheduler'],
       '--kwok-controller-binary', bin.kwok, '--wait', '3m',
+      // kwok plays only its own simulated nodes: the real node (client/stack/node.ts) runs a real kubelet.
+      '--extra-args', 'kwok-controller=manage-all-nodes=false',
+      '--extra-args', 'kwok-controller=manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
     ]);
     // Two simulated nodes, so a Deployment of two replicas spreads and scheduling is real work.
     await kwokctl(['--name', name, 'scale', 'node', '--replicas', '2']);
@@ -171,7 +174,8 @@ async function nodesSchedulable(kubeconfig: string, context: string, timeoutMs =
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
-    const nodes = (await core.listNode().catch(() => ({ items: [] as never[] }))).items;
+    // Only kwok's nodes: a real node that is stopped (stack down) comes back with its own kubelet, later.
+    const nodes = (await core.listNode().catch(() => ({ items: [] as never[] }))).items.filter((n) => n.metadata?.annotations?.['kwok.x-k8s.io/node'] === 'fake');
     const leases = new Map((await coord.listNamespacedLease({ namespace }).catch(() => ({ items: [] as never[] }))).items.map((l) => [l.metadata?.name, l]));
     const blocked = nodes.filter((n) => {
       const lease = leases.get(n.metadata?.name);
