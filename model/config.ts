@@ -203,10 +203,35 @@ export const canaryConfigSchema = z
         z.strictObject({ type: z.literal('istio'), virtualService: nameSchema }),
       ])
       .default({ type: 'replicas' }),
-    prometheus: z.strictObject({
-      url: z.string().url('must be a URL'),
-      stepSeconds: z.number().int().min(1).max(3600).default(10),
-    }),
+    prometheus: z
+      .strictObject({
+        url: z.string().url('must be a URL'),
+        stepSeconds: z.number().int().min(1).max(3600).default(10),
+        /**
+         * Who answers the PromQL: a Prometheus server (the default) or an Azure Monitor workspace's managed
+         * Prometheus, `url` then being the workspace's query endpoint (https://<workspace>.<region>.prometheus.monitor.azure.com).
+         */
+        type: z.enum(['prometheus', 'azure-monitor']).optional(),
+        /**
+         * azure-monitor: the Azure AD application that reads the workspace (role Monitoring Data Reader). Its
+         * client secret is read from the workers' environment variable `clientSecretEnv`, never from this file.
+         * Without this section the workers use DefaultAzureCredential (workload or managed identity on AKS).
+         */
+        azure: z
+          .strictObject({
+            tenantId: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.-]{0,253}$/, 'must be a tenant id (GUID) or domain'),
+            clientId: z.string().regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'must be an application (client) id, a GUID'),
+            clientSecretEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name').default('SLIPWAY_AZURE_MONITOR_CLIENT_SECRET'),
+            /** Sovereign clouds (https://login.microsoftonline.us); default Azure public cloud. */
+            authorityHost: z.string().url('must be a URL').startsWith('https://', 'must be https').optional(),
+          })
+          .optional(),
+      })
+      .superRefine((p, ctx) => {
+        if (p.azure && p.type !== 'azure-monitor') ctx.addIssue({ code: 'custom', path: ['azure'], message: 'is only for type: azure-monitor' });
+        // A bearer token goes with every query.
+        if (p.type === 'azure-monitor' && !p.url.startsWith('https://')) ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be https for azure-monitor' });
+      }),
     /** One PromQL query per judged metric; `$track` becomes "baseline" or "canary". */
     queries: z.record(z.string().min(1).max(200), z.string().min(1).max(4000).refine((q) => q.includes('$track'), 'must use $track to tell baseline from canary')),
     judge: judgeConfigSchema,
