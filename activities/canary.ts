@@ -45,6 +45,7 @@ export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities
       return planned(() => deps.canaries.setWeight(input.target, input.service, input.traffic, input.weight, input.stableReplicas));
     },
 
+    /** The range's points only: the workflow asks for each interval's new ones and keeps the samples itself. */
     async measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement> {
       const provider = deps.metrics(input.prometheusUrl);
       const range = { start: new Date(input.start), end: new Date(input.end), stepSeconds: input.stepSeconds };

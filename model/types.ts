@@ -490,6 +490,10 @@ export interface SetCanaryWeightInput {
   weight: number;
   stableReplicas: number;
 }
+/**
+ * One range of a canary's metrics: Prometheus evaluates each query at start + k·stepSeconds up to end. Since the
+ * incremental-measure patch an interval asks only for the points after the previous one's (the workflow keeps them).
+ */
 export interface MeasureCanaryInput {
   prometheusUrl: string;
   queries: { name: string; query: string }[];
@@ -497,6 +501,7 @@ export interface MeasureCanaryInput {
   end: string;
   stepSeconds: number;
 }
+/** The points of the range asked for, per metric and track, in time order. */
 export interface CanaryMeasurement {
   metrics: { name: string; baseline: number[]; canary: number[] }[];
 }
@@ -506,7 +511,7 @@ export interface RemoveCanaryInput {
   traffic: CanaryPlan['traffic'];
 }
 
-/** One judged interval, as the status and the history keep it (the raw points are in the activity's result). */
+/** One judged interval, as the status keeps it: a summary (the interval's new points are in its activity's result). */
 export interface CanaryInterval {
   step: number;
   at: string;

@@ -5,18 +5,49 @@
 import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
 import type { DecisionAction } from '../../model/decision-token';
 import { ErrorTypes } from '../../model/errors';
-import type { CanaryActionRequest, CanaryStatus, DecisionIdentity, EnvironmentPlan, ReleaseInput, StartCanaryResult } from '../../model/types';
+import type { CanaryActionRequest, CanaryMeasurement, CanaryStatus, DecisionIdentity, EnvironmentPlan, ReleaseInput, StartCanaryResult } from '../../model/types';
 import { isApprover } from '../approval';
 import { judge } from '../canary/judge';
 import { canaryUpdate } from '../messages';
 import { kubeActs, metricActs } from '../proxies';
 import { refused, type Decisions } from './approval-gate';
-import { CANARY_SCOPE_PATCH } from './patches';
+import { CANARY_INCREMENTAL_PATCH, CANARY_SCOPE_PATCH } from './patches';
 import { iso, type Release } from './status';
 
 /** The metrics that kept an interval from passing, for the failure message. */
 const describe = (i: { metrics: { name: string; classification: string }[] }) =>
   i.metrics.filter((m) => m.classification !== 'Pass').map((m) => `${m.name} ${m.classification}`).join(', ') || 'all metrics pass';
+
+/**
+ * Prometheus evaluates a range query at start + k·step (up to end). Anchored at the analysis start, the next
+ * interval's first new point is the first such instant after what was already measured: so the intervals' new points,
+ * joined, are exactly the points one query over the whole range returns.
+ */
+export function nextGridPoint(since: number, measuredTo: number, stepMs: number): number {
+  return since + (Math.floor((measuredTo - since) / stepMs) + 1) * stepMs;
+}
+
+/**
+ * Every metric's points so far, per track, in the workflow's memory: the judge (Mann-Whitney) needs the samples, and
+ * each interval's activity result carries only its new points, so the history grows linearly with the intervals.
+ * On replay it is rebuilt from those results.
+ */
+export class CanarySamples {
+  private readonly byName = new Map<string, { name: string; baseline: number[]; canary: number[] }>();
+
+  add(metrics: CanaryMeasurement['metrics']): void {
+    for (const m of metrics) {
+      let s = this.byName.get(m.name);
+      if (!s) this.byName.set(m.name, (s = { name: m.name, baseline: [], canary: [] }));
+      for (const v of m.baseline) s.baseline.push(v);
+      for (const v of m.canary) s.canary.push(v);
+    }
+  }
+
+  all(): CanaryMeasurement['metrics'] {
+    return [...this.byName.values()];
+  }
+}
 
 export class CanaryLoop {
   /** The last operator action not yet acted on. */
@@ -46,6 +77,11 @@ export class CanaryLoop {
     this.release.status.canary = c;
     // An action sent to an earlier environment's canary must not steer this one (it would promote with no analysis).
     if (patched(CANARY_SCOPE_PATCH)) this.pending = undefined;
+    // Runs from before measure the whole range at every interval (quadratic history); they replay as they were.
+    const incremental = patched(CANARY_INCREMENTAL_PATCH);
+    const samples = new CanarySamples();
+    const stepMs = plan.prometheus.stepSeconds * 1000;
+    let measuredTo: number | undefined;
     const { pass, marginal } = plan.judge.thresholds;
     const take = (action: CanaryActionRequest['action']) => this.pending?.action === action && (this.pending.environment === undefined || this.pending.environment === env.name);
     const rolledBack = () => {
@@ -55,6 +91,7 @@ export class CanaryLoop {
     /** Waits up to `ms` for an operator's action; true when one arrived. */
     const wait = async (ms: number) => condition(() => this.pending !== undefined, ms);
     // Each judgement covers the canary's whole measured life so far (Kayenta's "lifetime" window): more points, more power.
+    // The samples are kept here (CanarySamples); each interval fetches only its new points.
     let since: number | undefined;
     for (let i = 0; i < plan.steps.length && !take('promote'); i++) {
       const step = plan.steps[i];
@@ -81,8 +118,18 @@ export class CanaryLoop {
       for (let t = start; t < end; ) {
         const next = Math.min(t + step.analysis.intervalMs, end);
         if (await wait(next - Date.now())) break;
-        const m = await metricActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(since), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
-        const r = judge(plan.judge, m.metrics);
+        const measure = (from: number) => metricActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(from), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
+        let data: CanaryMeasurement['metrics'];
+        if (incremental) {
+          // Only the points since the last interval; an interval shorter than the step may have none to fetch.
+          const from = measuredTo === undefined ? since : nextGridPoint(since, measuredTo, stepMs);
+          if (from <= next) samples.add((await measure(from)).metrics);
+          measuredTo = next;
+          data = samples.all();
+        } else {
+          data = (await measure(since)).metrics;
+        }
+        const r = judge(plan.judge, data);
         last = { step: i, at: iso(), weight: c.weight, score: r.score, result: r.result, metrics: r.metrics.map((x) => ({ name: x.name, classification: x.classification, deviation: x.deviation })) };
         c.intervals.push(last);
         if (r.score <= marginal) {

@@ -12,3 +12,8 @@ export const INBOX_MEMO_PATCH = 'inbox-memo';
 export const SIGNED_DECISIONS_PATCH = 'plan-from-workers-signed-decisions';
 /** An operator's canary action is scoped to the environment whose canary it was sent to. */
 export const CANARY_SCOPE_PATCH = 'canary-action-scope';
+/**
+ * Each canary interval measures only its new points and the workflow keeps the samples (history linear in the
+ * interval count); runs from before measured the whole analysis range at every interval.
+ */
+export const CANARY_INCREMENTAL_PATCH = 'canary-incremental-measure';
