@@ -205,12 +205,13 @@ export async function runCanaryState(opts: { counts: number[]; modes?: CanaryMod
           plans.set(version, canaryStateConfig(n, intervalSeconds, stepSeconds, opts.steps));
           const { workflowId } = await slipway.start({ service: 'delivery', version, requester: 'bench' });
           const handle = env.client.workflow.getHandle(workflowId);
-          let failure: Error | undefined;
+          let failure = '';
+          // A failed release carries its status in the failure's details.
           const status = (await handle.result().catch((err) => {
-            failure = err;
+            failure = String(err?.cause?.message ?? err?.message);
             return err?.cause?.details?.[0];
           })) as ReleaseStatus | undefined;
-          if (!status?.canary) throw new Error(`${mode} run of ${n} intervals ended without a canary status: ${status?.error ?? failure?.cause?.message ?? failure?.message}`);
+          if (!status?.canary) throw new Error(`${mode} run of ${n} intervals ended without a canary status: ${status?.error ?? failure}`);
           runs.push({ mode, intervals: n, ...historySize(await handle.fetchHistory()), scores: status.canary.intervals, phase: status.phase });
         }
       } finally {
