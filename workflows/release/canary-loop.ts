@@ -44,6 +44,7 @@ export class CanarySamples {
     }
   }
 
+  /** The live arrays (no copy per interval): judge them at once, keep nothing that holds them. */
   all(): CanaryMeasurement['metrics'] {
     return [...this.byName.values()];
   }
