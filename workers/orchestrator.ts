@@ -7,10 +7,11 @@ import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { KubeCluster } from '../activities/kubernetes/cluster';
 import { KubeCanary } from '../activities/kubernetes/canary';
 import { createCanaryActivities } from '../activities/canary';
-import { PrometheusProvider } from '../activities/metrics/prometheus';
+import { metricProviders, metricSourcesOf } from '../activities/metrics/factory';
 import { TrivyScanner, trivyOptionsFromEnv } from '../activities/scanner/trivy';
 import { EnvCredentialStore, type CredentialStore } from '../activities/registry/credentials';
 import { registryFactory } from '../activities/registry/factory';
+import { loadConfig } from '../host/config';
 import { ORCHESTRATOR_QUEUE } from '../model/queues';
 import type { TemporalSettings } from './connection';
 import { configFromFile, createPlanActivities } from './plan';
@@ -39,18 +40,28 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
       }),
   });
   const cluster = new KubeCluster();
+  const configFile = opts.configFile ?? process.env.SLIPWAY_CONFIG ?? 'slipway.yaml';
+  // Which metrics URLs are Azure Monitor (and with which credentials) comes from this worker's own slipway.yaml, never
+  // from the workflow: an input cannot point the worker's Azure token at another URL. Unreadable config: plain Prometheus.
+  const metricSources = () => {
+    try {
+      return metricSourcesOf(loadConfig(configFile));
+    } catch {
+      return [];
+    }
+  };
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? ORCHESTRATOR_QUEUE,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: {
-      ...createPlanActivities({ config: configFromFile(opts.configFile ?? process.env.SLIPWAY_CONFIG ?? 'slipway.yaml', opts.repoRoot) }),
+      ...createPlanActivities({ config: configFromFile(configFile, opts.repoRoot) }),
       ...createRegistryActivities({ registries }),
       ...createScanActivities({ scanner: new TrivyScanner(trivyOptionsFromEnv(), credentials) }),
       // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).
       ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster, credentials, holderActive: releaseIsRunning }),
-      ...createCanaryActivities({ canaries: new KubeCanary(cluster), metrics: (url) => new PrometheusProvider(url) }),
+      ...createCanaryActivities({ canaries: new KubeCanary(cluster), metrics: metricProviders(metricSources) }),
     },
   });
 }
