@@ -8,6 +8,7 @@
  *  - judge:      the canary judge's speed (10 metrics × 1,000 points) and quality on generated scenarios
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
  *  - deploy, clusters: see bench/deploy.ts
+ *  - canary-state: history events and bytes per canary interval, cumulative vs incremental (bench/canary-state.ts)
  */
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
@@ -412,6 +413,7 @@ async function main(): Promise<void> {
   if (which === 'judge' || which === 'all') await judgeBench(n || 200);
   if (which === 'deploy' || which === 'all') await deployBench(n || 5, ROOT);
   if (which === 'clusters' || which === 'all') await clusterBench(n || 3);
+  if (which === 'canary-state' || which === 'all') await (await import('./canary-state')).canaryStateBench(n ? [n] : undefined);
   process.exit(0);
 }
 
