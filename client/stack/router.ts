@@ -131,6 +131,7 @@ export function traefikArgs(ports: RouterPorts): string[] {
     '--global.checkNewVersion=false',
     '--global.sendAnonymousUsage=false',
     '--log.level=INFO',
+    '--log.noColor=true', // the log is a file
     `--entryPoints.web.address=127.0.0.1:${ports.web}`,
     `--entryPoints.metrics.address=127.0.0.1:${ports.metrics}`,
     `--entryPoints.traefik.address=127.0.0.1:${ports.api}`,
