@@ -80,6 +80,10 @@ if [ ! -x "$BIN/kubelet" ] || [ ! -x "$BIN/kube-proxy" ] || [ ! -x "$BIN/pause" 
   echo "$kubelet_stamp" > "$BIN/kubelet.stamp"
 fi
 
+# The local clusters' router: Traefik v3.6 from its Go module, and the real Gateway API / Istio VirtualService CRDs
+# (first time: ~15 min of CPU on 2 cores; skipped when the pinned version is there). See docs/router.md.
+bash tools/router/build.sh "$BIN" "$(dirname "$BIN")/router/crds"
+
 # The workflow tier's time-skipping server: @temporalio/testing cannot download it here, so Maven fetches the Java
 # test server and its dependencies from Maven Central into ~/.cache/slipway/temporal-test-server, with a launcher
 # the tests pass as an existing executable (it takes the port, then extra arguments, as the SDK calls it).

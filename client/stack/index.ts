@@ -11,6 +11,7 @@ import { registryEnvKey } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernetes';
 import { ensureRealNodes, stopRealNodes } from './node';
+import { ensureRouter, stopRouters } from './router';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
@@ -165,11 +166,14 @@ export async function stackUp(opts: { registryPort?: number } = {}): Promise<Sta
   ]);
   // The real node of each cluster pulls from the registry (its pause image too), so it starts after both.
   await ensureRealNodes(registry);
+  // One Traefik per cluster serves the Gateway canaries route through (loopback ports: client/stack/router.ts).
+  for (const env of Object.keys(clusters.contexts)) await ensureRouter(env);
   return { temporal, docker, registry, clusters };
 }
 
 export async function stackDown(): Promise<string[]> {
-  const stopped: string[] = await stopRealNodes();
+  const stopped: string[] = await stopRouters();
+  stopped.push(...(await stopRealNodes()));
   stopped.push(...(await stopClusters()));
   for (const name of ['registry', 'registry-b', 'dockerd', 'temporal']) if (await stopDaemon(name)) stopped.push(name);
   return stopped;

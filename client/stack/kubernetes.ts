@@ -122,7 +122,9 @@ export async function ensureClusters(envs: readonly string[] = LOCAL_CLUSTERS): 
   }
   for (const env of envs) {
     if (actions[env] !== 'reused') await nodesSchedulable(kubeconfig, contextName(env));
-    await ensureRouteCrds(kubeconfig, contextName(env));
+    // The real Gateway API (standard channel) and Istio VirtualService CRDs (tools/router/build.sh extracts them);
+    // imported late because router.ts builds on this module.
+    await (await import('./router')).installRouterCrds(kubeconfig, contextName(env));
   }
   return { kubeconfig, contexts: Object.fromEntries(envs.map((e) => [e, contextName(e)])), actions, ms: Date.now() - started };
 }
@@ -191,50 +193,3 @@ async function nodesSchedulable(kubeconfig: string, context: string, timeoutMs =
   throw new Error(`${context}: nodes did not become schedulable within ${timeoutMs / 1000}s (${last})`);
 }
 
-/**
- * The route types canaries patch (Gateway API HTTPRoute, Istio VirtualService), registered so the patches hit a real
- * API server. These are stand-ins: the upstream CRDs (with their full schemas) cannot be downloaded here, so the spec
- * is kept as given; the groups, versions, kinds and names are the real ones. No router acts on them locally.
- */
-const ROUTE_CRDS = [
-  { group: 'gateway.networking.k8s.io', version: 'v1', plural: 'httproutes', kind: 'HTTPRoute' },
-  { group: 'networking.istio.io', version: 'v1', plural: 'virtualservices', kind: 'VirtualService' },
-];
-
-async function ensureRouteCrds(kubeconfig: string, context: string): Promise<void> {
-  const { k8s } = await import('../../activities/kubernetes/client');
-  const { KubeCluster } = await import('../../activities/kubernetes/cluster');
-  const api = KubeCluster.forKubeconfig(kubeconfig).api(context, k8s.ApiextensionsV1Api);
-  // client-node's model name for x-kubernetes-preserve-unknown-fields (it serialises typed fields only).
-  const free = { type: 'object', x_kubernetes_preserve_unknown_fields: true };
-  for (const c of ROUTE_CRDS) {
-    const name = `${c.plural}.${c.group}`;
-    const exists = await api.readCustomResourceDefinition({ name }).then(() => true, (err) => {
-      if ((err as { code?: number }).code === 404) return false;
-      throw err;
-    });
-    if (exists) {
-      // A stand-in registered by an older version of this code without preserve-unknown-fields would prune specs.
-      const crd = await api.readCustomResourceDefinition({ name });
-      if (crd.spec.versions[0]?.schema?.openAPIV3Schema?.properties?.spec?.x_kubernetes_preserve_unknown_fields) continue;
-      await api.deleteCustomResourceDefinition({ name });
-      for (let i = 0; i < 40 && (await api.readCustomResourceDefinition({ name }).then(() => true, () => false)); i++) await new Promise((r) => setTimeout(r, 250));
-    }
-    await api.createCustomResourceDefinition({
-      body: {
-        metadata: {
-          name,
-          labels: { 'app.kubernetes.io/managed-by': 'slipway' },
-          // *.k8s.io groups are protected: the API server wants the approval the upstream Gateway API CRDs carry.
-          ...(c.group.endsWith('.k8s.io') ? { annotations: { 'api-approved.kubernetes.io': 'https://github.com/kubernetes-sigs/gateway-api/pull/1538' } } : {}),
-        },
-        spec: {
-          group: c.group,
-          scope: 'Namespaced',
-          names: { plural: c.plural, singular: c.kind.toLowerCase(), kind: c.kind, listKind: `${c.kind}List` },
-          versions: [{ name: c.version, served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', properties: { spec: free, status: free } } } as never }],
-        },
-      },
-    });
-  }
-}
