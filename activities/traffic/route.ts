@@ -44,11 +44,16 @@ export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string
     const route: any = await api.getNamespacedCustomObject({ ...ref, namespace: target.namespace });
     const lists = kind.backendLists(route);
     if (!lists.length) throw new Error(`${what} has no ${kind.listsName} to weigh`);
+    // Only lists with both a stable and a canary backend are weighed: a header-match rule that always sends to the
+    // canary (or to stable) keeps its backends as written. A route with no such list has nothing to shift.
+    let weighed = 0;
     for (const backends of lists) {
       const weights = splitWeights(backends, (b) => kind.isCanary(b, deps.canary), weight);
-      if (!weights) throw new Error(`${what} needs a backend for ${deps.canary} and one for the stable service`);
+      if (!weights) continue;
       backends.forEach((b, i) => (b.weight = weights[i]));
+      weighed++;
     }
+    if (!weighed) throw new Error(`${what} needs a backend for ${deps.canary} and one for the stable service`);
     await api.replaceNamespacedCustomObject({ ...ref, namespace: target.namespace, body: route });
   }
 

@@ -108,6 +108,35 @@ describe('gateway-api router', () => {
     await expect(trafficRouterFor({ type: 'gateway-api', route: 'empty' }, deps).setWeight(target, 10, 2)).rejects.toThrow('httproutes/empty has no rules to weigh');
     expect(written).toEqual([]);
   });
+  test('a header-match rule sending only to the canary (or only to stable) is left as written; the weighted rule is weighed', async () => {
+    const route = {
+      spec: {
+        rules: [
+          { matches: [{ headers: [{ name: 'x-canary', value: 'always' }] }], backendRefs: [{ name: 'delivery-canary', port: 80 }] },
+          { matches: [{ headers: [{ name: 'x-canary', value: 'never' }] }], backendRefs: [{ name: 'delivery-stable', port: 80, weight: 1 }] },
+          ...httpRoute('delivery-stable', 'delivery-canary').spec.rules,
+        ],
+      },
+    };
+    const { deps, written } = fakeDeps({ 'httproutes/web': route });
+    const router = trafficRouterFor({ type: 'gateway-api', route: 'web' }, deps);
+    await router.setWeight(target, 20, 2);
+    await router.reset(target);
+    for (const [i, w] of [20, 0].entries()) {
+      const rules = written[i].body.spec.rules;
+      expect(rules[0]).toEqual(route.spec.rules[0]); // untouched: no weight added
+      expect(rules[1]).toEqual(route.spec.rules[1]);
+      expect(rules[2].backendRefs.map((b: any) => [b.name, b.weight])).toEqual([['delivery-stable', 100 - w], ['delivery-canary', w]]);
+    }
+  });
+  test('a route whose rules each send to one side only is refused: nothing would shift', async () => {
+    const route = { spec: { rules: [...httpRoute('delivery-canary').spec.rules, ...httpRoute('delivery-stable').spec.rules] } };
+    const { deps, written } = fakeDeps({ 'httproutes/split': route });
+    await expect(trafficRouterFor({ type: 'gateway-api', route: 'split' }, deps).setWeight(target, 10, 2)).rejects.toThrow(
+      'httproutes/split needs a backend for delivery-canary and one for the stable service',
+    );
+    expect(written).toEqual([]);
+  });
   test('reset sends everything to stable; a route already gone is fine, another failure is not', async () => {
     const { deps, written, scaled } = fakeDeps({ 'httproutes/web': httpRoute('delivery', 'delivery-canary'), 'httproutes/broken': Object.assign(new Error('boom'), { code: 500 }) });
     await trafficRouterFor({ type: 'gateway-api', route: 'web' }, deps).reset(target);
