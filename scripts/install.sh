@@ -62,21 +62,25 @@ if [ ! -x "$BIN/etcd" ]; then
   log "building etcd v3.6.16 (first time: ~1 min)"
   (cd tools/etcd && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "$BIN/" ./cmd/etcd)
 fi
-# A stamp of the wrapper module's content (not its mtime, which a fresh clone resets) decides a rebuild.
-kube_stamp=$(cat tools/kube/go.mod tools/kube/build.sh tools/kube/cmd/*/main.go | sha256sum | cut -c1-16)
-if [ ! -x "$BIN/kube-apiserver" ] || [ ! -x "$BIN/kube-controller-manager" ] || [ ! -x "$BIN/kube-scheduler" ] \
-   || [ "$(cat "$BIN/kube.stamp" 2>/dev/null)" != "$kube_stamp" ]; then
+# A stamp of a wrapper module's content (not its mtime, which a fresh clone resets) decides a rebuild:
+# stale <stamp> <name> <binaries…> is true when a binary is missing or $BIN/<name>.stamp differs.
+stamp_of() { cat "$@" | sha256sum | cut -c1-16; }
+stale() {
+  local stamp=$1 name=$2 b; shift 2
+  for b in "$@"; do [ -x "$BIN/$b" ] || return 0; done
+  [ "$(cat "$BIN/$name.stamp" 2>/dev/null)" != "$stamp" ]
+}
+kube_stamp=$(stamp_of tools/kube/go.mod tools/kube/build.sh tools/kube/cmd/*/main.go)
+if stale "$kube_stamp" kube kube-apiserver kube-controller-manager kube-scheduler; then
   log "building kube-apiserver, kube-controller-manager, kube-scheduler v1.36.3 (first time: ~7 min)"
   bash tools/kube/build.sh "$BIN"
   echo "$kube_stamp" > "$BIN/kube.stamp"
 fi
-
-# The real node's kubelet, kube-proxy and pause binary, from the same Kubernetes version (docs/local-kubernetes.md).
-kubelet_stamp=$(cat tools/kubelet/go.mod tools/kubelet/build.sh tools/kubelet/cmd/*/main.go | sha256sum | cut -c1-16)
-if [ ! -x "$BIN/kubelet" ] || [ ! -x "$BIN/kube-proxy" ] || [ ! -x "$BIN/pause" ] \
-   || [ "$(cat "$BIN/kubelet.stamp" 2>/dev/null)" != "$kubelet_stamp" ]; then
+# The real node's kubelet, kube-proxy and pause binary: the same build, from its own wrapper module (docs/local-kubernetes.md).
+kubelet_stamp=$(stamp_of tools/kubelet/go.mod tools/kube/build.sh tools/kubelet/cmd/*/main.go)
+if stale "$kubelet_stamp" kubelet kubelet kube-proxy pause; then
   log "building kubelet, kube-proxy and pause (tools/kubelet; first time: ~2 min after tools/kube)"
-  bash tools/kubelet/build.sh "$BIN"
+  bash tools/kube/build.sh "$BIN" tools/kubelet
   echo "$kubelet_stamp" > "$BIN/kubelet.stamp"
 fi
 

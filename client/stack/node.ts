@@ -110,7 +110,7 @@ function binaries(): Binaries {
   };
   const missing = Object.entries(found).filter(([, v]) => !v).map(([k]) => k);
   if (missing.length) {
-    throw new Error(`the real node needs ${missing.join(', ')}: run scripts/install.sh (tools/kubelet/build.sh; apt-get install containerd runc containernetworking-plugins iptables util-linux iproute2)`);
+    throw new Error(`the real node needs ${missing.join(', ')}: run scripts/install.sh (tools/kube/build.sh from tools/kubelet; apt-get install containerd runc containernetworking-plugins iptables util-linux iproute2)`);
   }
   return found as Binaries & { runc: string };
 }

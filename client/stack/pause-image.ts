@@ -1,6 +1,6 @@
 /**
  * The pod sandbox (pause) image of the real node. Nothing can be pulled here, so slipway's own static `pause` binary
- * (tools/kubelet/cmd/pause, built by tools/kubelet/build.sh) is packed into a one-layer image and pushed straight to
+ * (tools/kubelet/cmd/pause, built by tools/kube/build.sh from tools/kubelet) is packed into a one-layer image and pushed straight to
  * the local registry through the OCI client — no Docker needed. containerd's `sandbox_image` names it.
  */
 import { execFileSync } from 'node:child_process';
@@ -23,7 +23,7 @@ export interface RegistryLogin {
 export function pauseBinary(): string {
   const own = join(slipwayHome(), 'bin', 'pause');
   const p = existsSync(own) ? own : findBinary('pause');
-  if (!p) throw new Error('the real node needs the pause binary: run scripts/install.sh (tools/kubelet/build.sh builds it)');
+  if (!p) throw new Error('the real node needs the pause binary: run scripts/install.sh (tools/kube/build.sh builds it from tools/kubelet)');
   return p;
 }
 

@@ -4,8 +4,10 @@
 # with its published v0.<minor>.<patch> (list generated from the go.mod the proxy serves; see docs/local-kubernetes.md).
 # The -X flags set the version: without them /version says v0.0.0-master, which breaks Helm's kubeVersion checks.
 set -euo pipefail
-cd "$(dirname "$0")"
-OUT="${1:?usage: build.sh <output dir>}"
+# Usage: build.sh <output dir> [module dir]: the module dir (default this one; tools/kubelet for the real node) holds
+# a go.mod of the same shape and cmd/<binary>/main.go wrappers.
+OUT="$(realpath -m "${1:?usage: build.sh <output dir> [module dir]}")"
+cd "${2:-$(dirname "$0")}"
 KV=1.36.3
 V=""
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do

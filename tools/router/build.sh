@@ -17,7 +17,8 @@ module_dir() {
 }
 
 mkdir -p "$BIN" "$CRDS"
-if [[ -x "$BIN/traefik" ]] && "$BIN/traefik" version 2>/dev/null | grep -q "Version:[[:space:]]*${TRAEFIK_VERSION#v}\$"; then
+# (The output is read whole first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
+if [[ -x "$BIN/traefik" ]] && [[ "$("$BIN/traefik" version 2>/dev/null)" =~ Version:[[:space:]]*${TRAEFIK_VERSION#v}($'\n'|$) ]]; then
   echo "traefik ${TRAEFIK_VERSION} already in $BIN"
 else
   SRC="$(module_dir "github.com/traefik/traefik/v3@${TRAEFIK_VERSION}")"
