@@ -194,6 +194,8 @@ const canaryStepSchema = z.union([
   z.strictObject({ pause: z.strictObject({ duration: durationSchema.optional() }) }),
 ]);
 
+export const MAX_CANARY_INTERVALS = 480;
+
 export const canaryConfigSchema = z
   .strictObject({
     traffic: z
@@ -255,8 +257,9 @@ export const canaryConfigSchema = z
       intervals += Math.ceil(d / iv);
     });
     if (!c.steps.some((s) => 'analysis' in s)) ctx.addIssue({ code: 'custom', path: ['steps'], message: 'must include at least one analysis step' });
-    // Every interval's measurements go into the workflow history; this keeps it bounded.
-    if (intervals > 120) ctx.addIssue({ code: 'custom', path: ['steps'], message: `add up to ${intervals} analysis intervals; at most 120` });
+    // Each interval adds ~12 events and ~2.5 KiB (only its new points) to the history and its samples to the
+    // workflow's memory (npm run bench -- canary-state); 480 intervals (8 h at 1 m) stay well inside Temporal's limits.
+    if (intervals > MAX_CANARY_INTERVALS) ctx.addIssue({ code: 'custom', path: ['steps'], message: `add up to ${intervals} analysis intervals; at most ${MAX_CANARY_INTERVALS}` });
   });
 export type CanaryConfig = z.infer<typeof canaryConfigSchema>;
 

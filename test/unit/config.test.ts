@@ -213,7 +213,7 @@ describe('deploy and canary configuration', () => {
     ['a query without $track', canary().replace('track="$track"}[5s])) or', 'track="canary"}[5s])) or').replace(/\/ sum\(rate\(http_requests_total\{track="\$track"\}\[5s\]\)\)/, '/ 1'), /canary\.queries\.errors: must use \$track/],
     ['a metric without a query', canary().replace(/latency: 'sum[^']*',?/, ''), /canary\.judge\.metrics\.1\.name: has no query in canary\.queries/],
     ['an interval longer than its analysis', canary({ steps: '[ { analysis: { duration: 1m, interval: 2m } } ]' }), /canary\.steps\.0\.analysis\.interval: must not be longer than the duration/],
-    ['more than 120 intervals', canary({ steps: '[ { analysis: { duration: 3h, interval: 1m } } ]' }), /canary\.steps: add up to 180 analysis intervals; at most 120/],
+    ['more than 480 intervals', canary({ steps: '[ { analysis: { duration: 9h, interval: 1m } } ]' }), /canary\.steps: add up to 540 analysis intervals; at most 480/],
     ['no analysis step', canary({ steps: '[ { setWeight: 50 }, { pause: {} } ]' }), /canary\.steps: must include at least one analysis step/],
     ['a weight of 100', canary({ steps: '[ { setWeight: 100 }, { analysis: { duration: 1m, interval: 1m } } ]' }), /canary\.steps\.0/],
     // Item 11: replicaCount 2 (the chart values) cannot carry 99 %: that took 198 canary pods, patched mid-canary.
