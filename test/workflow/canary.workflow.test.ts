@@ -158,10 +158,12 @@ describe('on a time-skipping server: analysis intervals and decision timeouts of
     for (const i of status.canary!.intervals) expect(i.result).toBe('Pass');
     expect(status.stages.find((s) => s.id === 'canary:prod')).toMatchObject({ state: 'succeeded', result: { intervals: 4, finalResult: 'Pass', promotedRevision: 4 } });
     expect(status.deployments?.prod).toMatchObject({ state: 'deployed', revision: 4 });
-    // SLIPWAY_RECORD_CANARY_HISTORY=1 records this run for the replay test (deploys, canary, promotion).
-    if (process.env.SLIPWAY_RECORD_CANARY_HISTORY) {
+    // SLIPWAY_RECORD_CANARY_HISTORY=<name> records this run as test/histories/<name>.json for the replay test (deploys,
+    // canary, promotion); release-deploy-canary.json predates the incremental measurements, release-canary-incremental.json has them.
+    const record = process.env.SLIPWAY_RECORD_CANARY_HISTORY;
+    if (record) {
       const history = await skipping.slipway.handle(id).fetchHistory();
-      writeFileSync(join(__dirname, '..', 'histories', 'release-deploy-canary.json'), JSON.stringify((history as any).toJSON(), null, 1));
+      writeFileSync(join(__dirname, '..', 'histories', `${record === '1' ? 'release-deploy-canary' : record}.json`), JSON.stringify((history as any).toJSON(), null, 1));
     }
   }, 60_000);
 

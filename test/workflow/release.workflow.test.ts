@@ -321,3 +321,19 @@ test('the replay test has histories from before and after the inbox-memo patch',
   expect(markers).toContain(true);
   expect(markers).toContain(false);
 });
+
+/** The patch ids a committed history recorded (its patch markers' payloads, decoded). */
+function patchIdsOf(file: string): string[] {
+  const history = temporal.api.history.v1.History.fromObject(JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')));
+  return (history.events ?? [])
+    .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+    .map((e) => JSON.parse(Buffer.from(e.markerRecordedEventAttributes!.details!['patch-data']!.payloads![0].data!).toString()).id as string);
+}
+
+test('every patch id has a committed history from before it and one with it', () => {
+  const recorded = histories.map(patchIdsOf);
+  for (const id of Object.values(require('../../workflows/release/patches') as Record<string, string>).filter((v) => typeof v === 'string')) {
+    expect([id, recorded.some((ids) => ids.includes(id))]).toEqual([id, true]);
+    expect([id, recorded.some((ids) => !ids.includes(id))]).toEqual([id, true]);
+  }
+});
