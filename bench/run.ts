@@ -9,6 +9,8 @@
  *  - promotion:  promotion by manifest copy vs `docker pull` + `tag` + `push` of a ~100 MB image, side by side
  *  - deploy, clusters: see bench/deploy.ts
  *  - canary-state: history events and bytes per canary interval, cumulative vs incremental (bench/canary-state.ts)
+ *  - realnode: pod start on the real node vs docker run of the same image (bench/realnode.ts)
+ *  - router:   Traefik's traffic switch and a canary step's orchestration vs the analysis interval (bench/router.ts)
  */
 import Docker from 'dockerode';
 import { spawn } from 'node:child_process';
@@ -414,6 +416,8 @@ async function main(): Promise<void> {
   if (which === 'deploy' || which === 'all') await deployBench(n || 5, ROOT);
   if (which === 'clusters' || which === 'all') await clusterBench(n || 3);
   if (which === 'canary-state' || which === 'all') await (await import('./canary-state')).canaryStateBench(n ? [n] : undefined);
+  if (which === 'realnode' || which === 'all') await (await import('./realnode')).realNodeBench(n || 5, ROOT);
+  if (which === 'router' || which === 'all') await (await import('./router')).routerBench(n || 5);
   process.exit(0);
 }
 
