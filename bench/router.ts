@@ -5,7 +5,8 @@
  *              n switches each way. Goal ≤ 2 s, printed as a share of a 60 s interval.
  *  - overhead: a canary step's orchestration (setCanaryWeight + one measureCanary round trip + judge + the interval's
  *              timer) through the release workflow with mocked activities, on the time-skipping test server (timers
- *              pass at once, so the wall time is all orchestration). Goal ≤ 1 % of the interval.
+ *              pass at once, so the wall time is all orchestration): releases of 1 and of 41 steps, the difference per
+ *              step. Goal ≤ 1 % of the interval.
  * The switch's backends are two HTTP servers on 127.0.0.1 behind selector-less Services with FQDN EndpointSlices
  * (as test/integration/router.test.ts: kwok pods cannot serve). Loopback only; every loop bounded in count and time.
  */
@@ -136,6 +137,33 @@ async function switchBench(n: number): Promise<void> {
   }
 }
 
-async function canaryStepBench(_n: number): Promise<void> {
-  // Filled in below.
+/** Canary steps: `count` pairs of a weight step and one analysis interval (weights rising, all below 100). */
+const stepPairs = (count: number) =>
+  `[ ${Array.from({ length: count }, (_, i) => `{ setWeight: ${5 + Math.floor((i * 90) / count)} }, { analysis: { duration: ${INTERVAL_MS / 1000}s, interval: ${INTERVAL_MS / 1000}s } }`).join(', ')} ]`;
+
+/**
+ * Wall time of a whole release (QA, then production's canary) with 1 step and with 1 + EXTRA_STEPS steps,
+ * alternating, `rounds` times each; the difference of the medians over the extra steps is one step's orchestration
+ * (each run also starts a test server and workers, ~4 s that varies by a few hundred ms: hence many extra steps).
+ * The time-skipping server's own timer jumps are in it, so this is an upper bound.
+ */
+const EXTRA_STEPS = 40;
+async function canaryStepBench(rounds: number): Promise<void> {
+  const { canaryBundle, runCanaryState } = await import('./canary-state');
+  const code = await canaryBundle('incremental');
+  const extra = EXTRA_STEPS;
+  const times: Record<'small' | 'big', number[]> = { small: [], big: [] };
+  for (let r = 0; r < Math.min(rounds, 5); r++) {
+    for (const [size, count] of [['small', 1], ['big', 1 + extra]] as const) {
+      const t0 = performance.now();
+      const [runResult] = await runCanaryState({ counts: [count], modes: ['incremental'], intervalSeconds: INTERVAL_MS / 1000, steps: stepPairs(count), bundles: { incremental: code } });
+      times[size].push(performance.now() - t0);
+      if (runResult.phase !== 'succeeded' || runResult.scores.length !== count) throw new Error(`canary of ${count} steps ended ${runResult.phase} after ${runResult.scores.length} intervals`);
+    }
+  }
+  const perStep = (stats(times.big).median - stats(times.small).median) / extra;
+  print(`canary step: setCanaryWeight + one measureCanary round trip + judge + the interval's timer, release workflow, mocked activities, time-skipping server`);
+  print(`  release with 1 step                   ${show(times.small)}  (${times.small.length} runs each, alternating; each starts a test server and workers)`);
+  print(`  release with ${String(1 + extra).padEnd(2)} steps                 ${show(times.big)}`);
+  print(`  one step's orchestration (difference of medians / ${extra}): ${perStep.toFixed(0)} ms = ${((perStep / INTERVAL_MS) * 100).toFixed(2)} % of a ${INTERVAL_MS / 1000} s interval (goal ≤ 1 %: ${perStep <= INTERVAL_MS / 100 ? 'met' : 'NOT met'})`);
 }
