@@ -3,7 +3,7 @@
  * local registry, from create to the first HTTP 200 through its pod IP, next to `docker run` of the same image on the
  * private Docker engine, from the command to the first HTTP 200 on loopback. Goal (issue #12): pod ≤ 3× docker run.
  *
- * The first pod of the run pulls the image into the node's containerd and is reported apart (cold); the measured
+ * The first pod of the run pulls the image into the node's containerd if it lacks it and is reported apart; the measured
  * pods and containers both start from an image already on their machine, as Docker's was built there. Traffic goes
  * only to 127.0.0.1 and to the pod CIDR of the network namespace the stack created; every wait is bounded.
  */
@@ -122,7 +122,7 @@ export async function realNodeBench(n: number, root: string): Promise<void> {
       dock.total.push(d.total);
     }
     print(`realnode: pod start on ${node.nodeName} (kubelet + containerd + bridge CNI) vs docker run on the private engine, sample image by digest, ${n} runs each, alternating`);
-    print(`  first pod (containerd pulls the image, not counted): Running ${cold.running.toFixed(0)} ms, first 200 ${cold.total.toFixed(0)} ms`);
+    print(`  first pod (containerd pulls the image if it lacks it; not counted): Running ${cold.running.toFixed(0)} ms, first 200 ${cold.total.toFixed(0)} ms`);
     print(`  pod: create → Running               ${show(pod.running)}`);
     print(`  pod: create → first 200 (pod IP)    ${show(pod.total)}`);
     print(`  docker run -d (command returns)     ${show(dock.started)}`);
