@@ -3,9 +3,15 @@
  * lists of weighted backends; each list's canary backends get the canary's weight and its stable ones share the
  * rest. The canary runs as many pods as the stable Deployment, since the route, not the pods, sets its share.
  */
+import { heartbeat } from '../common';
+import type { K8s } from '../kubernetes/client';
 import { isHttp } from '../kubernetes/cluster';
 import type { KubeTarget, TrafficRouter } from '../ports';
-import type { TrafficDeps } from './deps';
+import type { CustomObjectsClient, TrafficDeps } from './deps';
+
+/** How long a weight change waits for the canary's pods to be ready before giving up (the route is then unchanged). */
+export const CANARY_READY_TIMEOUT_MS = 90_000;
+const READY_POLL_MS = 500;
 
 export interface Weighted {
   weight?: number;
@@ -57,13 +63,43 @@ export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string
     await api.replaceNamespacedCustomObject({ ...ref, namespace: target.namespace, body: route });
   }
 
+  /**
+   * Waits until the canary Service's EndpointSlices list `replicas` ready endpoints: a router obeys a weight at once,
+   * and a backend without ready endpoints answers its share with errors (Traefik: 503) that the canary never served.
+   * EndpointSlices are read through the generic objects API the router already has (discovery.k8s.io/v1); a client
+   * without list (a test double) or a canary without a Service (no slices at all) has nothing to wait for.
+   */
+  async function canaryReady(target: KubeTarget, replicas: number): Promise<void> {
+    const api = deps.customObjects(target.context) as CustomObjectsClient & Partial<Pick<K8s.CustomObjectsApi, 'listNamespacedCustomObject'>>;
+    if (!api.listNamespacedCustomObject) return;
+    const deadline = Date.now() + CANARY_READY_TIMEOUT_MS;
+    for (;;) {
+      const list: any = await api.listNamespacedCustomObject({ group: 'discovery.k8s.io', version: 'v1', plural: 'endpointslices', namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${deps.canary}` });
+      const slices: any[] = list?.items ?? [];
+      if (!slices.length) return;
+      // A missing `ready` condition means ready (EndpointSlice API); terminating endpoints are not ready.
+      const ready = slices.flatMap((s) => s.endpoints ?? []).filter((e: any) => e.conditions?.ready !== false).length;
+      if (ready >= replicas) return;
+      if (Date.now() >= deadline) throw new Error(`${deps.canary} has ${ready} of ${replicas} ready endpoints after ${CANARY_READY_TIMEOUT_MS / 1000} s: ${what} was not changed`);
+      heartbeat({ waitingFor: deps.canary, ready, of: replicas });
+      await new Promise((r) => setTimeout(r, READY_POLL_MS));
+    }
+  }
+
   return {
     type: kind.type,
     weightProblem: () => undefined, // a route carries any percentage
     async setWeight(target, weight, stableReplicas) {
-      // Pods first, then traffic: the canary backend has pods before the route sends it anything.
+      // Pods first, then traffic: the canary backend has ready pods before the route sends it anything.
       const canaryReplicas = weight <= 0 ? 0 : Math.max(1, stableReplicas);
+      if (canaryReplicas === 0) {
+        // Traffic first, then pods: the route stops sending to the canary before its pods go.
+        await weigh(target, weight);
+        await deps.scale(target, 0);
+        return { weight, canaryReplicas };
+      }
       await deps.scale(target, canaryReplicas);
+      await canaryReady(target, canaryReplicas);
       await weigh(target, weight);
       return { weight, canaryReplicas };
     },

@@ -137,6 +137,36 @@ describe('gateway-api router', () => {
     );
     expect(written).toEqual([]);
   });
+  test('the route is weighed only once the canary Service has as many ready endpoints as canary pods', async () => {
+    const { deps, written, scaled } = fakeDeps({ 'httproutes/web': httpRoute('delivery-stable', 'delivery-canary') });
+    // EndpointSlices of delivery-canary as the endpoint controller fills them in: none ready, one, then two.
+    const readiness = [[false, false], [true, false], [true, true, false]];
+    const lists: string[] = [];
+    const objects = deps.customObjects;
+    deps.customObjects = (context) => ({
+      ...objects(context),
+      listNamespacedCustomObject: async ({ group, plural, namespace, labelSelector }: any) => {
+        lists.push(`${group}/${plural} ${namespace} ${labelSelector} written=${written.length}`);
+        const ready = readiness[Math.min(lists.length - 1, readiness.length - 1)];
+        return { items: [{ endpoints: ready.map((r) => ({ conditions: { ready: r } })) }] };
+      },
+    }) as any;
+    await trafficRouterFor({ type: 'gateway-api', route: 'web' }, deps).setWeight(target, 40, 2);
+    expect(scaled).toEqual([2]);
+    expect(lists).toEqual(Array(3).fill('discovery.k8s.io/endpointslices shop kubernetes.io/service-name=delivery-canary written=0'));
+    expect(written[0].body.spec.rules[0].backendRefs.map((b: any) => b.weight)).toEqual([60, 40]);
+  }, 10_000);
+  test('weight 0 moves the traffic before the canary pods are scaled away', async () => {
+    const { deps, written } = fakeDeps({ 'httproutes/web': httpRoute('delivery-stable', 'delivery-canary') });
+    const order: string[] = [];
+    const scale = deps.scale;
+    deps.scale = async (t, r) => {
+      order.push(`scale ${r} after ${written.length} writes`);
+      await scale(t, r);
+    };
+    await trafficRouterFor({ type: 'gateway-api', route: 'web' }, deps).setWeight(target, 0, 2);
+    expect(order).toEqual(['scale 0 after 1 writes']);
+  });
   test('reset sends everything to stable; a route already gone is fine, another failure is not', async () => {
     const { deps, written, scaled } = fakeDeps({ 'httproutes/web': httpRoute('delivery', 'delivery-canary'), 'httproutes/broken': Object.assign(new Error('boom'), { code: 500 }) });
     await trafficRouterFor({ type: 'gateway-api', route: 'web' }, deps).reset(target);
