@@ -1,0 +1,263 @@
+/**
+ * A canary judged on real traffic (issue #12): the releases' pods run on the production cluster's real node, Traefik
+ * routes the sample chart's HTTPRoute by the weights slipway's Gateway API adapter sets, and a Prometheus started
+ * here discovers the pods through the API server (http_sd_configs served from the pod list: Debian's Prometheus
+ * lacks kubernetes_sd_configs) and scrapes their own /metrics
+ * by pod IP, labelled track=baseline|canary from the pods' `track` label. Load is a bounded loop through Traefik's
+ * web entrypoint on 127.0.0.1 (issue #12's network rule: loopback and the stack's own pod addresses only).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SlipwayClient } from '../../client/client';
+import { parseConfig, planRelease } from '../../model/plan';
+import { k8s } from '../../activities/kubernetes/client';
+import { EnvCredentialStore } from '../../activities/registry/credentials';
+import { findBinary, portOpen, waitFor } from '../../client/stack/process';
+import { ensureRealNode, REAL_NODE_PLACEMENT } from '../../client/stack/node';
+import { ensureRouter, routerPorts } from '../../client/stack/router';
+import type { ReleaseStatus } from '../../model/types';
+import { canaryText, deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
+import { eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { realActivities } from '../real-activities';
+import { releaseIsRunning } from '../../activities';
+import { testStack } from '../setup/stack-info';
+
+const NS = 'slipway-it';
+const stack = testStack();
+const PROM_PORT = 19095;
+const SD_PORT = 19096;
+const WEB = routerPorts('prod').web;
+const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
+const ns = uniqueNamespace('canary-real');
+const HOST = `${ns}.slipway.test`;
+// The pause lets the canary's pods start on the real node and be scraped before the first interval is measured.
+const STEPS = '[ { setWeight: 50 }, { pause: { duration: 8s } }, { analysis: { duration: 9s, interval: 3s } } ]';
+/** Hard cap of the load loop, whatever happens to the test. */
+const LOAD_CAP_MS = 200_000;
+
+let slipway: SlipwayClient;
+let harness: Harness;
+let prometheus: ChildProcess | undefined;
+let sd: Server | undefined;
+
+interface Answer {
+  at: number;
+  status: number | 'error';
+  version: string;
+}
+const answers: Answer[] = [];
+let loading = true;
+let load: Promise<void> = Promise.resolve();
+
+/** One GET through Traefik's web entrypoint with the route's Host; no keep-alive, so each request is routed anew. */
+function get(headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port: WEB, path: '/api/deliveries', headers: { host: HOST, ...headers }, agent: false, timeout: 5_000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ at: Date.now(), status: res.statusCode ?? 0, version: String(res.headers['x-delivery-version'] ?? 'unknown') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => resolve({ at: Date.now(), status: 'error', version: 'none' }));
+    req.end();
+  });
+}
+
+const prodValues = JSON.stringify({
+  ...REAL_NODE_PLACEMENT,
+  // A 5 ms handler: the sample's own work takes microseconds, which scheduler noise on 2 cores would dominate.
+  env: { LATENCY_MS: '5' },
+  metrics: { scrape: true },
+  preStopSleepSeconds: 3, // terminating pods answer until Traefik has dropped them (rollouts, canary removal)
+  versionFromImage: true, // the build arg VERSION (the release's version) answers, also from the canary copy
+  route: { enabled: true, hostnames: [HOST], canaryHeader: true },
+});
+
+const config = (version: string, buildArgs = '') =>
+  deployConfigText({
+    ns,
+    prodValues,
+    prodCanary: canaryText({ prometheus: `http://127.0.0.1:${PROM_PORT}`, steps: STEPS, decisionTimeout: '20s', traffic: '{ type: gateway-api, route: delivery }' }),
+    qaDeploy: '{ timeout: 60s, smoke: [ { type: rollout } ] }',
+    prodDeploy: '{ timeout: 90s, smoke: [ { type: rollout } ] }',
+  }).replace('args: { VERSION: test }', `args: { VERSION: "${version}"${buildArgs} }`);
+function start(buildArgs?: string) {
+  const version = uniqueVersion();
+  return slipway.start(planRelease(parseConfig(config(version, buildArgs)), { service: 'delivery', version, requester: 'ci-bot' }));
+}
+
+async function approve(id: string): Promise<void> {
+  const { status, reached } = await slipway.waitFor(id, 'approval', { timeoutMs: 180_000 });
+  expect(status.error).toBeUndefined();
+  expect(reached).toBe(true);
+  await slipway.decide(id, 'approve', { approver: 'alice' });
+}
+
+/** Answers in [from, to), counted by version and status. */
+function tally(from: number, to = Infinity) {
+  const inRange = answers.filter((a) => a.at >= from && a.at < to);
+  const by = (f: (a: Answer) => string) => inRange.reduce<Record<string, number>>((m, a) => ({ ...m, [f(a)]: (m[f(a)] ?? 0) + 1 }), {});
+  return { total: inRange.length, byVersion: by((a) => a.version), byStatus: by((a) => String(a.status)), failed: (v: string) => inRange.filter((a) => a.version === v && a.status !== 200).length, list: inRange };
+}
+
+beforeAll(async () => {
+  harness = await startHarness(NS, realActivities(credentials, 'canary-real-host', {}, { holderActive: releaseIsRunning }), 'canary-real-host');
+  slipway = harness.slipway;
+  await terminateRunning(slipway, 'leftover from an earlier run');
+  await ensureRealNode('prod', stack.registry);
+  // The prod cluster's Traefik, as `stack up` starts it (reused when already running).
+  await ensureRouter('prod', { kubeconfig: stack.kubeconfig, context: stack.contexts.prod });
+
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-canary-real-'));
+  sd = createServer((_req, res) => {
+    podTargets()
+      .then((targets) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(targets)))
+      .catch((err) => res.writeHead(500).end(String(err)));
+  });
+  await new Promise<void>((r) => sd!.listen(SD_PORT, '127.0.0.1', r));
+  // Pods of this test's namespace that ask to be scraped, at their pod IP; track from the pod label (stable → baseline).
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: delivery
+    http_sd_configs:
+      - { url: "http://127.0.0.1:${SD_PORT}/pods", refresh_interval: 1s }
+    relabel_configs:
+      - { source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep }
+      - { source_labels: [__meta_kubernetes_pod_phase], regex: Running, action: keep }
+      - { source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port], regex: "(.+);(.+)", replacement: "$1:$2", target_label: __address__ }
+      - { source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path], regex: "(.+)", target_label: __metrics_path__ }
+      - { source_labels: [__meta_kubernetes_pod_label_track], regex: stable, replacement: baseline, target_label: track }
+      - { source_labels: [__meta_kubernetes_pod_label_track], regex: canary, replacement: canary, target_label: track }
+      - { source_labels: [__meta_kubernetes_pod_name], target_label: pod }
+`,
+  );
+  prometheus = spawn(findBinary('prometheus')!, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${PROM_PORT}`], { stdio: 'ignore' });
+  await waitFor('prometheus', () => portOpen(PROM_PORT), 30_000);
+  // ~40 requests/s through Traefik (8 every 200 ms) until the tests end or the cap, whichever is first.
+  const until = Date.now() + LOAD_CAP_MS;
+  load = (async () => {
+    while (loading && Date.now() < until) {
+      answers.push(...(await Promise.all(Array.from({ length: 8 }, () => get()))));
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  })();
+}, 120_000);
+
+afterAll(async () => {
+  loading = false;
+  await load;
+  prometheus?.kill('SIGKILL');
+  sd?.close();
+  await kube().cluster.api(stack.contexts.prod, k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
+  await harness?.stop();
+});
+
+/**
+ * Pod discovery from the API server for Prometheus's http_sd_configs. Debian's Prometheus (2.42+ds) is built without
+ * kubernetes_sd_configs, so this serves what that discovery would (role: pod, this namespace): each pod's IP and
+ * container port with the same `__meta_kubernetes_pod_*` labels, and the relabelling below is kubernetes_sd's.
+ */
+async function podTargets() {
+  const pods = await kube().cluster.api(stack.contexts.prod, k8s.CoreV1Api).listNamespacedPod({ namespace: ns });
+  return pods.items
+    .filter((p) => p.status?.podIP)
+    .map((p) => ({
+      targets: [`${p.status!.podIP}:${p.spec?.containers[0]?.ports?.[0]?.containerPort ?? 8080}`],
+      labels: {
+        __meta_kubernetes_pod_name: p.metadata!.name!,
+        __meta_kubernetes_pod_ip: p.status!.podIP!,
+        __meta_kubernetes_pod_phase: p.status?.phase ?? '',
+        ...Object.fromEntries(Object.entries(p.metadata?.labels ?? {}).map(([k, v]) => [`__meta_kubernetes_pod_label_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
+        ...Object.fromEntries(Object.entries(p.metadata?.annotations ?? {}).map(([k, v]) => [`__meta_kubernetes_pod_annotation_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
+      },
+    }));
+}
+
+let stable: ReleaseStatus;
+
+test('release 1 runs on the real node and answers through the Gateway', async () => {
+  const { workflowId } = await start();
+  await approve(workflowId);
+  const { type, status } = await outcomeOf(slipway, workflowId);
+  expect([type, status.error]).toEqual([undefined, undefined]);
+  stable = status;
+  const pods = await eventually(async () => {
+    const r = await fetch(`http://127.0.0.1:${PROM_PORT}/api/v1/query?query=${encodeURIComponent('up{job="delivery"}')}`).then((x) => x.json() as Promise<any>);
+    return r.data.result.length === 2 && r.data.result.every((s: any) => s.value[1] === '1' && s.metric.track === 'baseline') ? r.data.result : undefined;
+  }, 60_000, 1000);
+  expect(pods).toHaveLength(2);
+  const since = Date.now();
+  await eventually(async () => tally(since).byVersion[status.version] >= 20, 30_000, 500);
+  expect(tally(since).byStatus).toEqual({ 200: expect.any(Number) });
+}, 300_000);
+
+test('a healthy canary gets half the traffic through Traefik, every interval passes, and it is promoted', async () => {
+  expect(stable?.phase).toBe('succeeded');
+  const { workflowId } = await start();
+  await approve(workflowId);
+  const approved = Date.now();
+  // While it is analysed: the header rule sends only to the canary, the weighted rule splits about evenly.
+  const during = await eventually(async () => {
+    const s = await slipway.status(workflowId);
+    return (s.canary?.intervals.length ?? 0) > 0 ? s : undefined;
+  }, 180_000, 500);
+  const header = await Promise.all(Array.from({ length: 10 }, () => get({ 'x-canary': 'always' })));
+  expect(header.map((a) => a.version)).toEqual(Array(10).fill(during.version));
+  const analysisStart = Date.now() - 3_000;
+  const { type, status } = await outcomeOf(slipway, workflowId);
+  const window = tally(analysisStart, Date.now() - 2_000);
+  const share = (window.byVersion[status.version] ?? 0) / window.total;
+  console.log(`healthy canary: intervals ${JSON.stringify(status.canary?.intervals.map((i) => [i.weight, i.score, i.result]))}; ${window.total} requests during analysis ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}, canary share ${(share * 100).toFixed(1)} %`);
+  expect([type, status.error]).toEqual([undefined, undefined]);
+  expect(status.canary).toMatchObject({ state: 'promoted', weight: 50 });
+  expect(status.canary!.intervals.map((i) => i.result)).toEqual(['Pass', 'Pass', 'Pass']);
+  expect(share).toBeGreaterThan(0.35);
+  expect(share).toBeLessThan(0.65);
+  expect(window.byStatus).toEqual({ 200: expect.any(Number) });
+  expect((await helmHistory('prod', ns)).at(-1)).toMatchObject({ status: 'deployed', appVersion: status.version });
+  // After promotion, everything is answered by the new release.
+  const after = Date.now();
+  await eventually(async () => {
+    const t = tally(after);
+    return t.total >= 40 && t.list.slice(-40).every((a) => a.version === status.version && a.status === 200);
+  }, 60_000, 500);
+  // No request failed from approval on: canary start, weight switch, promotion (Helm rollout) and canary removal.
+  const whole = tally(approved);
+  console.log(`healthy canary: ${whole.total} requests from approval to promoted ${JSON.stringify(whole.byStatus)}`);
+  expect(whole.byStatus).toEqual({ 200: whole.total });
+  stable = status;
+}, 300_000);
+
+test('a canary answering 30 % errors fails, traffic returns to stable, and the switch fails no request of its own', async () => {
+  expect(stable?.phase).toBe('succeeded');
+  const before = await helmHistory('prod', ns);
+  const { workflowId } = await start(', ERROR_RATE: "0.3"');
+  await approve(workflowId);
+  const began = Date.now();
+  const { type, status } = await outcomeOf(slipway, workflowId);
+  const ended = Date.now();
+  console.log(`faulty canary: intervals ${JSON.stringify(status.canary?.intervals.map((i) => [i.weight, i.score, i.result]))}; error ${status.error}`);
+  expect(type).toBe('CanaryFailedError');
+  expect(status.error).toMatch(/canary failed analysis: score .* ≤ marginal 75 \(errors High/);
+  expect(status.canary).toMatchObject({ state: 'rolled-back' });
+  expect(status.canary!.intervals.at(-1)).toMatchObject({ result: 'Fail' });
+  expect(status.canary!.intervals.length).toBeLessThanOrEqual(3);
+  expect(await helmHistory('prod', ns)).toEqual(before);
+
+  // Every failed request came from the canary's pods (its own 30 %): none from the stable release or the switch.
+  await new Promise((r) => setTimeout(r, 3_000));
+  const window = tally(began);
+  console.log(`faulty canary: ${window.total} requests from approval to 3 s after rollback ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}`);
+  expect(window.byVersion[status.version]).toBeGreaterThan(0);
+  expect(window.failed(stable.version)).toBe(0);
+  expect(window.list.filter((a) => a.status !== 200 && a.version !== status.version)).toEqual([]);
+  // After the rollback only the stable release answers, all 200.
+  const back = tally(ended + 1_000);
+  expect(back.total).toBeGreaterThanOrEqual(40);
+  expect(back.byVersion).toEqual({ [stable.version]: back.total });
+  expect(back.byStatus).toEqual({ 200: back.total });
+}, 300_000);
