@@ -31,11 +31,11 @@ export interface RouterPorts {
   api: number;
 }
 
-/** Fixed ports per local cluster (qa 19080-19082, prod 19090-19092) so a reused Traefik keeps its addresses. */
+/** Fixed ports per local cluster (qa 19280-19282, prod 19290-19292; clear of the ports tests give their own Prometheus and services) so a reused Traefik keeps its addresses. */
 export function routerPorts(cluster: string): RouterPorts {
   const i = (LOCAL_CLUSTERS as readonly string[]).indexOf(cluster);
   if (i < 0) throw new Error(`no router ports for cluster "${cluster}" (local clusters: ${LOCAL_CLUSTERS.join(', ')}); pass ports explicitly`);
-  const base = 19080 + 10 * i;
+  const base = 19280 + 10 * i;
   return { web: base, metrics: base + 1, api: base + 2 };
 }
 
