@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { judgeConfigSchema } from './canary';
+import { durationSchema, parseDuration } from './duration';
+import { smokeConfigSchema } from './smoke';
 import {
   IDENTITY_RE,
   imageHostProblem,
@@ -20,6 +22,8 @@ import {
   versionProblem,
 } from './rules';
 import { parsePrincipal, SEVERITIES } from './identifiers';
+
+export { durationSchema, parseDuration } from './duration';
 
 // Names end up in image references, workflow ids, Helm release names and Kubernetes labels: keep them DNS-1123-ish.
 export const nameSchema = z
@@ -94,20 +98,6 @@ export const chartValuesSchema = z
     if (JSON.stringify(v).length > 65_536) ctx.addIssue({ code: 'custom', message: 'must be at most 64 KB as JSON' });
   });
 
-/** "90s", "30m", "72h", "2d", "500ms" → milliseconds. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
-  if (!m) return undefined;
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
-  return Number(m[1]) * unit;
-}
-
-export const durationSchema = z
-  .string()
-  .refine((d) => parseDuration(d) !== undefined, 'must be a duration such as 90s, 30m, 72h or 2d')
-  .refine((d) => (parseDuration(d) ?? 0) > 0, 'must be longer than zero')
-  .refine((d) => (parseDuration(d) ?? 0) <= 30 * 86_400_000, 'must be at most 30d');
-
 const ociRegistrySchema = z.strictObject({
   type: z.literal('oci'),
   url: registryHostSchema,
@@ -167,18 +157,6 @@ export type ScanPolicyConfig = z.infer<typeof scanPolicySchema>;
 export function scanPlanOf(p: ScanPolicyConfig): { failOn: ScanPolicyConfig['failOn']; onlyFixed: boolean; allow: ScanPolicyConfig['allow']; rescanAfterMs?: number } {
   return { failOn: p.failOn, onlyFixed: p.onlyFixed, allow: p.allow, ...(p.rescanAfter ? { rescanAfterMs: parseDuration(p.rescanAfter)! } : {}) };
 }
-
-const smokeConfigSchema = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('rollout') }),
-  z.strictObject({ type: z.literal('helm-test'), timeout: durationSchema.default('5m') }),
-  z.strictObject({
-    type: z.literal('http'),
-    // {service} and {namespace} are filled in; the default reaches the service through cluster DNS.
-    url: z.string().max(2048).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL').default('http://{service}.{namespace}.svc/healthz'),
-    expectStatus: z.number().int().min(100).max(599).default(200),
-    timeout: durationSchema.default('30s'),
-  }),
-]);
 
 export const deployConfigSchema = z.strictObject({
   timeout: durationSchema.default('5m'),
