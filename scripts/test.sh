@@ -16,9 +16,19 @@ echo "[test] jest" >&2
 export SLIPWAY_CHAOS_SEED="${SLIPWAY_CHAOS_SEED:-1234}"
 npx jest --runInBand --ci --forceExit --json --outputFile=.slipway/jest-results.json "$@"
 rc=$?
-# jest's own summary is not a line CI systems read; print the plain one.
+# The restart tier stops and starts the whole stack, so it runs alone, after every other tier; only on a full run
+# (arguments select tests of the other tiers).
+rm -f .slipway/jest-restart-results.json
+if [ $# -eq 0 ]; then
+  echo "[test] jest: restart tier (stack down, stack up)" >&2
+  npx jest --runInBand --ci --forceExit --json --outputFile=.slipway/jest-restart-results.json --selectProjects restart || rc=1
+fi
+# jest's own summary is not a line CI systems read; print the plain one (both runs together).
 node -e '
-  const r = require("./.slipway/jest-results.json");
-  console.log(`jest: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests} skipped`);
+  const fs = require("fs");
+  if (!fs.existsSync(".slipway/jest-results.json")) process.exit(1);
+  const rs = [".slipway/jest-results.json", ".slipway/jest-restart-results.json"].filter((f) => fs.existsSync(f)).map((f) => JSON.parse(fs.readFileSync(f, "utf8")));
+  const sum = (k) => rs.reduce((n, r) => n + r[k], 0);
+  console.log(`jest: ${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests")} skipped`);
 ' || rc=1
 exit $rc
