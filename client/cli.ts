@@ -18,7 +18,7 @@ import { planRelease, tokenTtlSecondsOf } from '../model/plan';
 import { UsageError } from '../model/errors';
 import { localTokens, type DecisionTokens } from './identity/tokens';
 import { ExchangeTokens } from './identity/exchange';
-import { renderStatus } from './render';
+import { renderCanaryInterval, renderStatus } from './render';
 import { temporalSettings } from '../workers/connection';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 3, running: 4 } as const;
@@ -337,11 +337,16 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
 
 function progressPrinter() {
   let last = '';
+  let judged = 0;
   return (s: ReleaseStatus) => {
     const active = s.stages.find((x) => x.state === 'running' || x.state === 'waiting');
     const line = `${s.phase}${active ? ` · ${active.id} ${active.state}` : ''}`;
     if (line !== last) log(`… ${line}`);
     last = line;
+    // Each canary interval once, as the judge scored it: what a person watching the rollout wants to see.
+    const intervals = s.canary?.intervals ?? [];
+    for (const i of intervals.slice(judged)) log(`  ${renderCanaryInterval(i)}`);
+    judged = intervals.length;
   };
 }
 

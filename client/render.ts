@@ -1,5 +1,5 @@
 /** Human-readable status for the terminal. */
-import type { DecisionIdentity, ReleaseStatus } from '../model/types';
+import type { CanaryInterval, DecisionIdentity, ReleaseStatus } from '../model/types';
 
 export function renderStatus(s: ReleaseStatus): string {
   const lines = [`${s.service} ${s.version} — ${s.phase}${s.digest ? ` — ${s.digest}` : ''}`, `requested by ${s.requester}${verifiedBy(s.requesterIdentity)} at ${s.startedAt}`];
@@ -18,8 +18,19 @@ export function renderStatus(s: ReleaseStatus): string {
   for (const [env, d] of Object.entries(s.deployments ?? {})) {
     lines.push(`  ${env}: helm ${d.release} in ${d.context}/${d.namespace} revision ${d.revision ?? '?'} (was ${d.previousRevision || 'not installed'}) — ${d.state}`);
   }
+  if (s.canary) {
+    const c = s.canary;
+    lines.push(`canary in ${c.environment}: ${c.state} at step ${c.step}, weight ${c.weight} %${c.decision ? ` — ${c.decision.action} by ${c.decision.by}${c.decision.reason ? `: ${c.decision.reason}` : ''}` : ''}`);
+    for (const i of c.intervals) lines.push(`  ${renderCanaryInterval(i)}`);
+  }
   if (s.error) lines.push(`error: ${s.error}`);
   return lines.join('\n');
+}
+
+/** One judged interval: weight, score and verdict, then each metric's classification (deviation = effect size). */
+export function renderCanaryInterval(i: CanaryInterval): string {
+  const metrics = i.metrics.map((m) => `${m.name} ${m.classification}${Number.isFinite(m.deviation) && m.deviation !== 1 ? ` ×${m.deviation.toFixed(2)}` : ''}`).join(', ');
+  return `interval at ${i.weight} %: score ${i.score.toFixed(0)} ${i.result}${metrics ? ` (${metrics})` : ''}`;
 }
 
 /** How an identity was established, as the status says: a signed edge, or self-asserted (local stack only). */
