@@ -8,8 +8,12 @@
  * `npm run chaos` runs the whole matrix on the local stack and prints the numbers; SLIPWAY_CHAOS_SEED reproduces
  * a run. test/integration/chaos.test.ts runs a seeded sample of it within the CI budget.
  *
- * Not covered: canary analysis. On this stack a canary needs a Prometheus and the two tracks run as Docker
- * containers (test/integration/canary.test.ts sets that up by hand), so it is left out of the matrix.
+ * Canary analysis (CANARY_KILL_POINTS): a second release into a namespace where a chaos release already succeeded
+ * runs production as a canary (bench/chaos-canary.ts: replica-ratio traffic, two tracks measured by a Prometheus of
+ * the run's own), healthy or failing by its metrics; the worker is killed while the weight is set, during an
+ * interval's measurement, during promotion (Helm upgrade, canary removal) or during the rollback of a failing canary.
+ * Such a release must end promoted or rolled back as its metrics say, with no canary Deployment or Service left,
+ * the stable Deployment as the outcome says, and production's Helm history changed once (promoted) or not at all.
  */
 import { Client, Connection } from '@temporalio/client';
 import { seededUniform } from '../workflows/canary/judge';
@@ -28,6 +32,7 @@ import { OciRegistryClient } from '../activities/registry/oci-client';
 import { ALL_SEARCH_ATTRIBUTES } from '../model/search-attributes';
 import { ORCHESTRATOR_QUEUE } from '../model/queues';
 import type { ReleaseStatus } from '../model/types';
+import { CANARY_WEIGHT_STEPS, CanaryTracks, canaryConfigText, canaryOutcomeProblems, localImage, stableReplicas, type CanaryMetrics } from './chaos-canary';
 
 const EventType = temporal.api.enums.v1.EventType;
 const PendingState = temporal.api.enums.v1.PendingActivityState;
@@ -45,7 +50,9 @@ export interface ChaosStack {
   trivyCache: string;
 }
 
-export type KillPoint = { kind: 'inside'; stage: string; activity: string } | { kind: 'boundary'; stage: string };
+/** `label`: what the point is, when the stage and activity do not say it (canary points). */
+export type KillPoint = { kind: 'inside'; stage: string; activity: string; label?: string } | { kind: 'boundary'; stage: string; label?: string };
+export type CanaryKillPoint = KillPoint & { metrics: CanaryMetrics };
 
 /** Every kill point of the chaos release, in pipeline order. */
 export const KILL_POINTS: KillPoint[] = [
@@ -68,10 +75,48 @@ export const KILL_POINTS: KillPoint[] = [
   { kind: 'boundary', stage: 'deploy:prod' },
 ];
 
-/** How far into a step a kill may land (ms after the activity started): about the step's usual length here. */
-const INSIDE_SPREAD_MS: Record<string, number> = { buildImage: 2000, scanImage: 2000, pushImage: 300, packageChart: 300, deployChart: 2000, copyImage: 150 };
+/**
+ * Kill points inside production's canary analysis, in pipeline order. A healthy canary is killed into while its
+ * weight is set, while an interval is measured and at both halves of its promotion; a failing one while its weight
+ * is set, while the interval that fails it is measured, and during its rollback (the canary's removal, then QA's
+ * Helm rollback). The rollback's removal runs outside any stage, so its stage is the failed canary's.
+ */
+export const CANARY_KILL_POINTS: CanaryKillPoint[] = [
+  { kind: 'inside', stage: 'canary:prod', activity: 'setCanaryWeight', metrics: 'healthy', label: 'healthy canary: while the weight is set' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'measureCanary', metrics: 'healthy', label: 'healthy canary: during an interval\'s measurement' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'deployChart', metrics: 'healthy', label: 'healthy canary: during promotion\'s helm upgrade' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'removeCanary', metrics: 'healthy', label: 'healthy canary: during promotion\'s canary removal' },
+  { kind: 'boundary', stage: 'canary:prod', metrics: 'healthy', label: 'healthy canary: after promotion' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'setCanaryWeight', metrics: 'failing', label: 'failing canary: while the weight is set' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'measureCanary', metrics: 'failing', label: 'failing canary: during an interval\'s measurement' },
+  { kind: 'inside', stage: 'canary:prod', activity: 'removeCanary', metrics: 'failing', label: 'failing canary: during the rollback\'s canary removal' },
+  { kind: 'inside', stage: 'rollback:qa', activity: 'rollbackDeploy', metrics: 'failing', label: 'failing canary: during QA\'s helm rollback' },
+];
 
-export const pointName = (p: KillPoint): string => (p.kind === 'inside' ? `inside ${p.stage} (${p.activity})` : `after ${p.stage}`);
+/** The canary matrix: one release per kind of metrics, each taking its points in pipeline order. */
+export function canaryRounds(points: CanaryKillPoint[] = CANARY_KILL_POINTS): { metrics: CanaryMetrics; points: CanaryKillPoint[] }[] {
+  return (['healthy', 'failing'] as const).map((metrics) => ({ metrics, points: points.filter((p) => p.metrics === metrics) })).filter((r) => r.points.length);
+}
+
+/** How far into a step a kill may land (ms after the activity started): about the step's usual length here. */
+const INSIDE_SPREAD_MS: Record<string, number> = {
+  buildImage: 2000,
+  scanImage: 2000,
+  pushImage: 300,
+  packageChart: 300,
+  deployChart: 2000,
+  copyImage: 150,
+  // A replica change and a Prometheus range query take tens of milliseconds on this stack.
+  setCanaryWeight: 40,
+  measureCanary: 30,
+  removeCanary: 60,
+  rollbackDeploy: 1500,
+};
+
+export const pointName = (p: KillPoint): string => {
+  const where = p.kind === 'inside' ? `inside ${p.stage} (${p.activity})` : `after ${p.stage}`;
+  return p.label ? `${p.label} [${where}]` : where;
+};
 
 /** The judge's seeded generator (mulberry32), so a run is reproduced from its seed. */
 export const seededRandom = seededUniform;
@@ -84,14 +129,14 @@ export function chaosSeed(env: NodeJS.ProcessEnv = process.env): number {
   return n;
 }
 
-/** `n` kill points chosen by the generator, kept in pipeline order (one release can take them all). */
-export function samplePoints(rand: () => number, n: number): KillPoint[] {
-  const idx = KILL_POINTS.map((_, i) => i);
+/** `n` kill points of `from` chosen by the generator, kept in pipeline order (one release can take them all). */
+export function samplePoints<P extends KillPoint = KillPoint>(rand: () => number, n: number, from: P[] = KILL_POINTS as P[]): P[] {
+  const idx = from.map((_, i) => i);
   for (let i = idx.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [idx[i], idx[j]] = [idx[j], idx[i]];
   }
-  return idx.slice(0, n).sort((a, b) => a - b).map((i) => KILL_POINTS[i]);
+  return idx.slice(0, n).sort((a, b) => a - b).map((i) => from[i]);
 }
 
 /** The whole matrix: every kill point once, dealt round-robin over `releases` releases, each in pipeline order. */
@@ -209,6 +254,10 @@ export interface KillRecord {
 
 export interface ReleaseReport {
   workflowId: string;
+  /** The production namespace (QA's is `<ns>-qa`), its version and digest: a later canary release's baseline. */
+  ns: string;
+  version: string;
+  digest?: string;
   points: KillRecord[];
   kills: number;
   phase: string;
@@ -217,6 +266,8 @@ export interface ReleaseReport {
   durationMs: number;
   duplicates: string[];
   orphans: Orphan[];
+  /** State the outcome does not account for (a canary's release or cluster state against its metrics). */
+  problems: string[];
 }
 
 export interface ChaosContext {
@@ -241,8 +292,11 @@ function workerEnv(stack: ChaosStack): NodeJS.ProcessEnv {
   };
 }
 
-/** QA (scan, deploy, rollout smoke) and production (approval, promotion, deploy) on the two local clusters. */
-export function chaosConfigText(stack: ChaosStack, ns: string): string {
+/**
+ * QA (scan, deploy, rollout smoke) and production (approval, promotion, deploy) on the two local clusters; with
+ * `canaryPrometheus`, production runs a new release as a canary first (measured by that Prometheus).
+ */
+export function chaosConfigText(stack: ChaosStack, ns: string, canaryPrometheus?: string): string {
   return `
 registries:
   dev: { type: oci, url: "${stack.registry.url}", insecure: true }
@@ -260,7 +314,7 @@ environments:
     namespace: ${ns}
     approval: { approvers: [alice] }
     deploy: { timeout: 120s, smoke: [ { type: rollout } ] }
-identity: { local: true }
+${canaryPrometheus ? `    canary: ${canaryConfigText(canaryPrometheus)}\n` : ''}identity: { local: true }
 services:
   delivery:
     build: { context: services/delivery, args: { VERSION: chaos } }
@@ -352,13 +406,21 @@ async function fireInside(ctx: ChaosContext, id: string, activity: string, rand:
   return { fired: true, delayMs, landedInside: still.some((a) => a.activityType?.name === activity) };
 }
 
-/** Approves the release whenever it waits for approval (the approval itself is not under test here). */
-function autoApprove(ctx: ChaosContext, id: string): { stop: () => void } {
+/**
+ * Approves the release whenever it waits for approval (the approval itself is not under test here); `before` runs
+ * once first (the release's image is built by then).
+ */
+function autoApprove(ctx: ChaosContext, id: string, before?: (s: ReleaseStatus) => Promise<void>): { stop: () => void } {
   let stopped = false;
+  let prepared = !before;
   void (async () => {
     while (!stopped) {
       const s = await statusOf(ctx.slipway, id);
       if (s && TERMINAL.includes(s.phase)) return;
+      if (s?.phase === 'awaiting-approval' && !prepared) {
+        await before!(s).catch((err) => ctx.log(`  preparing the approval failed: ${err instanceof Error ? err.message : String(err)}`));
+        prepared = true;
+      }
       if (s?.phase === 'awaiting-approval') await ctx.slipway.decide(id, 'approve', { approver: 'alice', digest: s.digest }).catch(() => undefined);
       await sleep(500);
     }
@@ -366,8 +428,38 @@ function autoApprove(ctx: ChaosContext, id: string): { stop: () => void } {
   return { stop: () => void (stopped = true) };
 }
 
+type HelmTops = Record<'qa' | 'prod', number>;
+
+const helmOf = (ctx: ChaosContext) => new HelmDeployer(helmOptionsFromEnv({ ...process.env, KUBECONFIG: ctx.stack.kubeconfig }));
+const envNamespaces = (ns: string) => [['qa', `${ns}-qa`], ['prod', ns]] as const;
+
+/** Each environment's newest Helm revision (0: not installed), so only a release's own revisions are counted. */
+async function helmTops(ctx: ChaosContext, ns: string): Promise<HelmTops> {
+  const helm = helmOf(ctx);
+  const tops = { qa: 0, prod: 0 };
+  for (const [env, namespace] of envNamespaces(ns)) tops[env] = (await helm.history({ context: ctx.stack.contexts[env], namespace }, 'delivery').catch(() => [])).at(-1)?.revision ?? 0;
+  return tops;
+}
+
+/** Helm revisions since `before`: upgrades (anything not a rollback) and completed rollbacks, per environment. */
+async function helmSince(ctx: ChaosContext, ns: string, before: HelmTops) {
+  const helm = helmOf(ctx);
+  const out: Partial<Record<'qa' | 'prod', { upgrades: { revision: number; status: string }[]; rollbacks: { revision: number; status: string }[]; last?: string }>> = {};
+  for (const [env, namespace] of envNamespaces(ns)) {
+    const revs = await helm.history({ context: ctx.stack.contexts[env], namespace }, 'delivery').catch(() => []);
+    const fresh = revs.filter((r) => r.revision > before[env]);
+    out[env] = {
+      upgrades: fresh.filter((r) => !/^rollback/i.test(r.description)),
+      // A rollback its killed worker left pending is redone over it (rollback.ts): only finished ones count.
+      rollbacks: fresh.filter((r) => /^rollback/i.test(r.description) && !r.status.startsWith('pending')),
+      last: revs.at(-1)?.status,
+    };
+  }
+  return out as Required<typeof out>;
+}
+
 /** Steps done more than once: completions per activity beyond the plan, Helm revisions beyond one, extra digests. */
-async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: ReleaseStatus): Promise<string[]> {
+async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: ReleaseStatus, helmBefore: HelmTops): Promise<string[]> {
   const dups: string[] = [];
   const history = await ctx.slipway.handle(id).fetchHistory();
   const typeOf = new Map<string, string>();
@@ -385,18 +477,32 @@ async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: Re
     }
   }
   const stages = (kind: string) => final.stages.filter((s) => s.kind === kind && s.state === 'succeeded').length;
-  const expected: Record<string, number> = { buildImage: stages('build'), pushImage: stages('push'), scanImage: stages('scan'), copyImage: stages('promote'), packageChart: stages('chart'), deployChart: stages('deploy') };
+  // A canary starts and goes once, sets each of its plan's weights once and measures each interval once; its
+  // promotion is a deploy stage's Helm upgrade done in the canary stage.
+  const canary = final.canary ? 1 : 0;
+  const expected: Record<string, number> = {
+    buildImage: stages('build'),
+    pushImage: stages('push'),
+    scanImage: stages('scan'),
+    copyImage: stages('promote'),
+    packageChart: stages('chart'),
+    deployChart: stages('deploy'),
+    startCanary: canary,
+    setCanaryWeight: canary * CANARY_WEIGHT_STEPS,
+    measureCanary: final.canary?.intervals.length ?? 0,
+    removeCanary: canary,
+  };
   for (const [name, n] of Object.entries(expected)) {
     // A step redone after it completed is scheduled again; a killed attempt is only retried (same schedule).
     if ((scheduled[name] ?? 0) > n && (completed[name] ?? 0) > n) dups.push(`${name} completed ${completed[name]} times, scheduled ${scheduled[name]}, for ${n} stage(s)`);
   }
-  const helm = new HelmDeployer(helmOptionsFromEnv({ ...process.env, KUBECONFIG: ctx.stack.kubeconfig }));
-  for (const [env, namespace] of [['qa', `${ns}-qa`], ['prod', ns]] as const) {
-    const revs = await helm.history({ context: ctx.stack.contexts[env], namespace }, 'delivery').catch(() => []);
+  // Only this release's revisions: a canary release's namespace holds its baseline release's revision too.
+  const since = await helmSince(ctx, ns, helmBefore);
+  for (const [env, h] of Object.entries(since)) {
     // Rollbacks (compensation of a failed release) are revisions too, but not repeats of the upgrade.
-    const upgrades = revs.filter((r) => !/^rollback/i.test(r.description));
-    if (upgrades.length > 1) dups.push(`helm ${env}: ${upgrades.length} upgrade revisions (${upgrades.map((r) => `${r.revision}:${r.status}`).join(', ')})`);
-    if (final.phase === 'succeeded' && revs.at(-1)?.status !== 'deployed') dups.push(`helm ${env}: last revision is ${revs.at(-1)?.status ?? 'missing'}`);
+    if (h.upgrades.length > 1) dups.push(`helm ${env}: ${h.upgrades.length} upgrade revisions (${h.upgrades.map((r) => `${r.revision}:${r.status}`).join(', ')})`);
+    if (h.rollbacks.length > 1) dups.push(`helm ${env}: ${h.rollbacks.length} rollback revisions (${h.rollbacks.map((r) => `${r.revision}:${r.status}`).join(', ')})`);
+    if (final.phase === 'succeeded' && h.last !== 'deployed') dups.push(`helm ${env}: last revision is ${h.last ?? 'missing'}`);
   }
   if (final.phase === 'succeeded' && final.digest) {
     const reg = new OciRegistryClient({ host: ctx.stack.registry.url, name: 'dev' }, new EnvCredentialStore(workerEnv(ctx.stack), '/nonexistent'));
@@ -408,20 +514,35 @@ async function duplicatesOf(ctx: ChaosContext, id: string, ns: string, final: Re
   return dups;
 }
 
+export interface ChaosReleaseOptions {
+  pointTimeoutMs?: number;
+  releaseTimeoutMs?: number;
+  /** Release into this namespace (one an earlier release left) instead of a new one. */
+  ns?: string;
+  /** Production runs the release as a canary first, measured by this Prometheus. */
+  canaryPrometheus?: string;
+  /** Runs once when the release first waits for approval, before it is approved. */
+  beforeApprove?: (s: ReleaseStatus) => Promise<void>;
+  /** What else is wrong once the release ended: `prodUpgrades`, production's Helm upgrades by this release. */
+  verify?: (final: ReleaseStatus, prodUpgrades: number) => Promise<string[]>;
+}
+
 /** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
-export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: { pointTimeoutMs?: number; releaseTimeoutMs?: number } = {}): Promise<ReleaseReport> {
-  const ns = `chaos-${randomBytes(3).toString('hex')}`;
+export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: ChaosReleaseOptions = {}): Promise<ReleaseReport> {
+  const ns = opts.ns ?? `chaos-${randomBytes(3).toString('hex')}`;
+  const version = `v1.0.0-chaos${randomBytes(4).toString('hex')}`;
   // The workers read the plan from their own slipway.yaml; paths in it are relative to their directory, which
   // holds a copy of the sample service (a link would resolve outside the workspace, which the builder refuses).
-  const workspace = join(ctx.workDir, ns);
+  const workspace = join(ctx.workDir, `${ns}-${version}`);
   mkdirSync(workspace, { recursive: true });
   cpSync(join(ROOT, 'services', 'delivery'), join(workspace, 'services', 'delivery'), { recursive: true, dereference: true });
-  const configText = chaosConfigText(ctx.stack, ns);
+  const configText = chaosConfigText(ctx.stack, ns, opts.canaryPrometheus);
   parseConfig(configText);
   writeFileSync(join(workspace, 'slipway.yaml'), configText);
-  const request = { service: 'delivery', version: `v1.0.0-chaos${randomBytes(4).toString('hex')}`, requester: 'ci-bot' };
+  const request = { service: 'delivery', version, requester: 'ci-bot' };
   const env = workerEnv(ctx.stack);
-  const logFile = join(ctx.workDir, `${ns}-workers.log`);
+  const logFile = join(ctx.workDir, `${ns}-${version}-workers.log`);
+  const helmBefore = await helmTops(ctx, ns);
   const workers: WorkerProcess[] = [];
   const spawnWorker = () => {
     const w = new WorkerProcess(env, logFile, workspace);
@@ -431,7 +552,7 @@ export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand:
   let worker = spawnWorker();
   const started = Date.now();
   const { workflowId } = await ctx.slipway.start(request);
-  const approver = autoApprove(ctx, workflowId);
+  const approver = autoApprove(ctx, workflowId, opts.beforeApprove);
   const records: KillRecord[] = [];
   const orphans: Orphan[] = [];
   try {
@@ -458,8 +579,23 @@ export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand:
     const d = await ctx.slipway.handle(workflowId).describe();
     const completedCleanly =
       (final.phase === 'succeeded' && !final.error) || (final.phase === 'failed' && !!final.error && d.status.name === 'FAILED');
-    const duplicates = await duplicatesOf(ctx, workflowId, ns, final);
-    return { workflowId, points: records, kills: records.filter((r) => r.fired).length, phase: final.phase, error: final.error, completedCleanly, durationMs: Date.now() - started, duplicates, orphans };
+    const duplicates = await duplicatesOf(ctx, workflowId, ns, final, helmBefore);
+    const problems = opts.verify ? await opts.verify(final, (await helmSince(ctx, ns, helmBefore)).prod.upgrades.length) : [];
+    return {
+      workflowId,
+      ns,
+      version,
+      digest: final.digest,
+      points: records,
+      kills: records.filter((r) => r.fired).length,
+      phase: final.phase,
+      error: final.error,
+      completedCleanly,
+      durationMs: Date.now() - started,
+      duplicates,
+      orphans,
+      problems,
+    };
   } finally {
     approver.stop();
     for (const w of workers) {
@@ -469,16 +605,43 @@ export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand:
   }
 }
 
+/**
+ * A canary release under chaos into `baseline`'s namespace (a release that succeeded there is the stable one): the
+ * baseline track runs the stable release's image, the canary track the new one's (failing: with a 30 % error rate),
+ * and the release must end as those metrics say, with the cluster consistent with that outcome.
+ */
+export async function chaosCanaryRelease(
+  ctx: ChaosContext,
+  tracks: CanaryTracks,
+  baseline: ReleaseReport,
+  metrics: CanaryMetrics,
+  points: KillPoint[],
+  rand: () => number,
+): Promise<ReleaseReport> {
+  if (baseline.phase !== 'succeeded' || !baseline.digest) throw new Error(`${baseline.workflowId} (${baseline.phase}) cannot be a canary's baseline`);
+  const prod = { kubeconfig: ctx.stack.kubeconfig, context: ctx.stack.contexts.prod, namespace: baseline.ns };
+  const replicas = await stableReplicas(prod.kubeconfig, prod.context, prod.namespace);
+  if (replicas === undefined) throw new Error(`no stable Deployment in ${baseline.ns} to run a canary beside`);
+  await tracks.run('baseline', localImage(ctx.stack.registry.url, baseline.version));
+  return chaosRelease(ctx, points, rand, {
+    ns: baseline.ns,
+    canaryPrometheus: tracks.url,
+    beforeApprove: (s) => tracks.run('canary', localImage(ctx.stack.registry.url, s.version), metrics),
+    verify: (final, prodUpgrades) => canaryOutcomeProblems(final, { ...prod, metrics, baselineDigest: baseline.digest!, stableReplicas: replicas, prodUpgrades }),
+  });
+}
+
 export function summarize(seed: number, reports: ReleaseReport[]): string {
   const kills = reports.reduce((n, r) => n + r.kills, 0);
   const lines = [
     `chaos seed ${seed} (SLIPWAY_CHAOS_SEED=${seed} reproduces the kill points and delays)`,
     `releases: ${reports.length}; kills: ${kills}; completed: ${reports.filter((r) => r.phase === 'succeeded').length}; clean failures: ${reports.filter((r) => r.phase !== 'succeeded' && r.completedCleanly).length}; unclean: ${reports.filter((r) => !r.completedCleanly).length}`,
-    `duplicates found: ${reports.reduce((n, r) => n + r.duplicates.length, 0)}; orphans found: ${reports.reduce((n, r) => n + r.orphans.length, 0)}`,
+    `duplicates found: ${reports.reduce((n, r) => n + r.duplicates.length, 0)}; orphans found: ${reports.reduce((n, r) => n + r.orphans.length, 0)}; outcome problems: ${reports.reduce((n, r) => n + r.problems.length, 0)}; points not reached: ${reports.reduce((n, r) => n + r.points.filter((p) => !p.fired).length, 0)}`,
   ];
   for (const r of reports) {
     lines.push(`  ${r.workflowId}: ${r.phase}${r.error ? ` (${r.error})` : ''} in ${(r.durationMs / 1000).toFixed(1)} s, ${r.kills} kill(s): ${r.points.map((p) => `${p.point}${p.fired ? '' : ' [not reached]'}`).join('; ')}`);
     for (const dup of r.duplicates) lines.push(`    DUPLICATE ${dup}`);
+    for (const p of r.problems) lines.push(`    PROBLEM ${p}`);
     for (const o of r.orphans) lines.push(`    ORPHAN ${o.comm} (pid ${o.pid}) after kill ${o.point}${o.ownGroup ? ', still in the killed group' : ', in a process group of its own'}`);
   }
   return lines.join('\n');
@@ -512,21 +675,38 @@ async function main(): Promise<void> {
   const seed = chaosSeed();
   const releases = Number(process.env.SLIPWAY_CHAOS_RELEASES ?? 4);
   if (!Number.isInteger(releases) || releases < 1) throw new Error(`SLIPWAY_CHAOS_RELEASES must be a positive integer, not "${process.env.SLIPWAY_CHAOS_RELEASES}"`);
+  // SLIPWAY_CHAOS_CANARY=0 leaves the canary kill points out (they need a Prometheus).
+  const canary = process.env.SLIPWAY_CHAOS_CANARY !== '0';
+  const rounds = canary ? canaryRounds() : [];
   const print = (l: string) => process.stdout.write(`${l}\n`);
-  print(`chaos seed ${seed}; ${KILL_POINTS.length} kill points over ${releases} releases`);
+  print(`chaos seed ${seed}; ${KILL_POINTS.length} kill points over ${releases} releases${canary ? `, ${CANARY_KILL_POINTS.length} canary kill points over ${rounds.length} more` : ''}`);
   const ctx = await chaosContext(stack, print);
   const rand = seededRandom(seed);
   const reports: ReleaseReport[] = [];
+  let tracks: CanaryTracks | undefined;
   try {
     for (const [i, points] of matrixRounds(releases).entries()) {
       print(`release ${i + 1}/${releases}: ${points.map(pointName).join(', ')}`);
       reports.push(await chaosRelease(ctx, points, rand));
     }
+    if (rounds.length) tracks = await CanaryTracks.start(stack.docker, ctx.workDir);
+    // Each canary runs beside a release of the matrix that succeeded (one without kills when too few did).
+    const baselines = reports.filter((r) => r.phase === 'succeeded' && r.digest);
+    for (const [i, round] of rounds.entries()) {
+      let base = baselines[i];
+      if (!base) {
+        print(`canary baseline ${i + 1}: a release without kills`);
+        reports.push((base = await chaosRelease(ctx, [], rand)));
+      }
+      print(`canary release ${i + 1}/${rounds.length} (${round.metrics}, beside ${base.version}): ${round.points.map(pointName).join(', ')}`);
+      reports.push(await chaosCanaryRelease(ctx, tracks!, base, round.metrics, round.points, rand));
+    }
   } finally {
+    await tracks?.stop();
     await ctx.close();
   }
   print(summarize(seed, reports));
-  const bad = reports.filter((r) => !r.completedCleanly || r.duplicates.length || r.orphans.length);
+  const bad = reports.filter((r) => !r.completedCleanly || r.duplicates.length || r.orphans.length || r.problems.length);
   if (bad.length) process.exitCode = 1;
 }
 
