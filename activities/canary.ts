@@ -9,9 +9,18 @@ import type { SlipwayActivities } from './contract';
 import { heartbeat } from './common';
 import { guarded } from './deploy';
 import { portError } from './errors';
-import { CanaryPlanError, type KubeCanary } from './kubernetes/canary';
-import { MetricQueryError, trackQuery } from './metrics/prometheus';
+import { CanaryPlanError, canaryName, type KubeCanary } from './kubernetes/canary';
+import { MetricQueryError, trackQuery, type QueryScope } from './metrics/prometheus';
 import type { MetricProvider } from './ports';
+
+/**
+ * The Kubernetes Services that carry each track's traffic, for `$backend`: the canary's own Service (`<service>-canary`,
+ * which startCanary creates and the route's canary backend must name) and the stable pods' Service, `<service>-stable`
+ * (the route's other backend, as the sample chart names it).
+ */
+export function queryScope(namespace: string, service: string): QueryScope {
+  return { namespace, service, backends: { baseline: `${service}-stable`, canary: canaryName(service) } };
+}
 
 export interface CanaryDeps {
   canaries: KubeCanary;
@@ -49,13 +58,14 @@ export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities
     async measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement> {
       const provider = deps.metrics(input.prometheusUrl);
       const range = { start: new Date(input.start), end: new Date(input.end), stepSeconds: input.stepSeconds };
+      const scope = input.namespace && input.service ? queryScope(input.namespace, input.service) : undefined;
       const metrics: CanaryMeasurement['metrics'] = [];
       for (const q of input.queries) {
         heartbeat({ measuring: q.name });
         try {
           const [baseline, canary] = await Promise.all([
-            provider.queryRange({ ...range, query: trackQuery(q.query, 'baseline') }),
-            provider.queryRange({ ...range, query: trackQuery(q.query, 'canary') }),
+            provider.queryRange({ ...range, query: trackQuery(q.query, 'baseline', scope) }),
+            provider.queryRange({ ...range, query: trackQuery(q.query, 'canary', scope) }),
           ]);
           metrics.push({ name: q.name, baseline, canary });
         } catch (err) {

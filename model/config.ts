@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { judgeConfigSchema } from './canary';
+import { ROUTER_JUDGE, ROUTER_METRICS_TRAFFIC, routerQueries } from './canary-presets';
 import { durationSchema, parseDuration } from './duration';
 import { smokeConfigSchema } from './smoke';
 import {
@@ -174,6 +175,9 @@ const canaryStepSchema = z.union([
 
 export const MAX_CANARY_INTERVALS = 480;
 
+/** The default judge (model/canary-presets.ts) with zod's defaults filled in, as a configured one would be. */
+const routerJudge = () => judgeConfigSchema.parse(ROUTER_JUDGE);
+
 export const canaryConfigSchema = z
   .strictObject({
     traffic: z
@@ -212,19 +216,36 @@ export const canaryConfigSchema = z
         // A bearer token goes with every query.
         if (p.type === 'azure-monitor' && !p.url.startsWith('https://')) ctx.addIssue({ code: 'custom', path: ['url'], message: 'must be https for azure-monitor' });
       }),
-    /** One PromQL query per judged metric; `$track` becomes "baseline" or "canary". */
-    queries: z.record(z.string().min(1).max(200), z.string().min(1).max(4000).refine((q) => q.includes('$track'), 'must use $track to tell baseline from canary')),
-    judge: judgeConfigSchema,
+    /**
+     * One PromQL query per judged metric. `$track` becomes "baseline" or "canary", `$namespace` and `$service` the
+     * release's namespace and service, `$backend` the track's Kubernetes Service (`<service>-stable` or
+     * `<service>-canary`). Omitted with `judge` (or alone, with a judge of the default metrics' names): the router's
+     * metrics (model/canary-presets.ts), for gateway-api traffic only.
+     */
+    queries: z.record(z.string().min(1).max(200), z.string().min(1).max(4000).refine((q) => /\$(track|backend)\b/.test(q), 'must use $track or $backend to tell baseline from canary')).optional(),
+    judge: judgeConfigSchema.optional(),
     steps: z.array(canaryStepSchema).min(1, 'must list at least one step'),
     /** How long an inconclusive result or an open-ended pause waits for a person; then the canary is rolled back. */
     decisionTimeout: durationSchema.default('1h'),
   })
   .superRefine((c, ctx) => {
-    c.judge.metrics.forEach((m, i) => {
-      if (!c.queries[m.name]) ctx.addIssue({ code: 'custom', path: ['judge', 'metrics', i, 'name'], message: `has no query in canary.queries` });
-    });
-    for (const q of Object.keys(c.queries)) {
-      if (!c.judge.metrics.some((m) => m.name === q)) ctx.addIssue({ code: 'custom', path: ['queries', q], message: 'is not a metric of canary.judge.metrics' });
+    if (!c.queries && !ROUTER_METRICS_TRAFFIC.includes(c.traffic.type as (typeof ROUTER_METRICS_TRAFFIC)[number])) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['queries'],
+        message: `is required with traffic.type ${c.traffic.type}: the default metrics are the router's (Traefik's per-service metrics), which only traffic.type ${ROUTER_METRICS_TRAFFIC.join(' or ')} has`,
+      });
+    } else if (c.queries && !c.judge) {
+      ctx.addIssue({ code: 'custom', path: ['judge'], message: 'is required with canary.queries (the default judge goes with the default queries only)' });
+    } else {
+      const queries = c.queries ?? routerQueries(c.prometheus.stepSeconds);
+      const judge = c.judge ?? routerJudge();
+      judge.metrics.forEach((m, i) => {
+        if (!queries[m.name]) ctx.addIssue({ code: 'custom', path: ['judge', 'metrics', i, 'name'], message: c.queries ? 'has no query in canary.queries' : `has no default query (canary.queries omitted: the default metrics are ${Object.keys(queries).join(', ')})` });
+      });
+      for (const q of Object.keys(c.queries ?? {})) {
+        if (!judge.metrics.some((m) => m.name === q)) ctx.addIssue({ code: 'custom', path: ['queries', q], message: 'is not a metric of canary.judge.metrics' });
+      }
     }
     let intervals = 0;
     c.steps.forEach((s, i) => {
@@ -238,7 +259,9 @@ export const canaryConfigSchema = z
     // Each interval adds ~12 events and ~2.5 KiB (only its new points) to the history and its samples to the
     // workflow's memory (npm run bench -- canary-state); 480 intervals (8 h at 1 m) stay well inside Temporal's limits.
     if (intervals > MAX_CANARY_INTERVALS) ctx.addIssue({ code: 'custom', path: ['steps'], message: `add up to ${intervals} analysis intervals; at most ${MAX_CANARY_INTERVALS}` });
-  });
+  })
+  // Checked above: both present, or the router's defaults apply. The plan and the history carry the filled-in queries.
+  .transform((c) => ({ ...c, queries: c.queries ?? routerQueries(c.prometheus.stepSeconds), judge: c.judge ?? routerJudge() }));
 export type CanaryConfig = z.infer<typeof canaryConfigSchema>;
 
 export const environmentConfigSchema = z.strictObject({

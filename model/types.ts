@@ -497,6 +497,12 @@ export interface SetCanaryWeightInput {
 export interface MeasureCanaryInput {
   prometheusUrl: string;
   queries: { name: string; query: string }[];
+  /**
+   * The release's namespace and service in this environment, for `$namespace`, `$service` and `$backend` in the
+   * queries. Absent in runs that scheduled their measurements before they were passed (their queries use only $track).
+   */
+  namespace?: string;
+  service?: string;
   start: string;
   end: string;
   stepSeconds: number;

@@ -1,12 +1,13 @@
 /**
  * The Prometheus adapter of the MetricProvider port: `query_range` over an analysis interval. Baseline and canary are
- * told apart by a label in the query (`$track` is replaced by "baseline" or "canary"). The request and the answer's
+ * told apart in the query (`$track` becomes "baseline" or "canary", `$backend` the track's Service; promql.ts's
+ * trackQuery). The request and the answer's
  * reading are shared with the other Prometheus-API providers (promql.ts).
  */
 import type { MetricProvider } from '../ports';
 import { PROMQL_HTTP, queryRangeUrl, readQueryRange, unreachable, type PromqlServer, type RangeQuery } from './promql';
 
-export { MetricQueryError, metricsFailure, prometheusApiUrl, trackQuery } from './promql';
+export { MetricQueryError, metricsFailure, prometheusApiUrl, trackQuery, type QueryScope, type Track } from './promql';
 
 /** Prometheus's HTTP outcomes (the shared Prometheus-API vocabulary). */
 export const PROMETHEUS_HTTP = PROMQL_HTTP;

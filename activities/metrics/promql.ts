@@ -5,6 +5,7 @@
  */
 import type { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes, isRetryable, type ErrorType } from '../../model/errors';
+import { NAME_RE } from '../../model/rules';
 import { classifyHttp, portError, type HttpVocabulary } from '../errors';
 
 /**
@@ -38,7 +39,32 @@ export const PROMQL_HTTP: HttpVocabulary = {
   unavailable: ErrorTypes.MetricsUnavailable,
 };
 
-export const trackQuery = (template: string, track: 'baseline' | 'canary'): string => template.replaceAll('$track', track);
+export type Track = 'baseline' | 'canary';
+
+/** Where a release runs: `$namespace`, `$service` and each track's `$backend` (its Kubernetes Service). */
+export interface QueryScope {
+  namespace: string;
+  service: string;
+  backends: Record<Track, string>;
+}
+
+const VARIABLE = /\$(track|namespace|service|backend)\b/g;
+
+/**
+ * A query template for one track. `$track` becomes "baseline" or "canary"; `$namespace`, `$service` and `$backend`
+ * the scope's names. Those are safe inside PromQL's quoted strings and regexes because they are checked here to be
+ * DNS labels (NAME_RE, as slipway.yaml's names already are): a-z, 0-9 and "-" only — no quote or backslash to end a
+ * string, no regex metacharacter to widen a match. Any other `$` (a regex anchor such as `=~"5..$"`) is left alone.
+ */
+export function trackQuery(template: string, track: Track, scope?: QueryScope): string {
+  return template.replace(VARIABLE, (_, name: string) => {
+    if (name === 'track') return track;
+    if (!scope) throw new MetricQueryError(`the query uses $${name}, but this measurement has no namespace and service (a run started before they were passed) — query: ${template}`, ErrorTypes.MetricQuery);
+    const value = name === 'namespace' ? scope.namespace : name === 'service' ? scope.service : scope.backends[track];
+    if (!NAME_RE.test(value) || value.length > 63) throw new MetricQueryError(`$${name} "${value}" is not a DNS label; it is not put into PromQL — query: ${template}`, ErrorTypes.MetricQuery);
+    return value;
+  });
+}
 
 /** The API URL under a base that may carry a path prefix (http://host/prometheus → http://host/prometheus/api/v1/…). */
 export const prometheusApiUrl = (baseUrl: string, path: string): URL => {

@@ -119,7 +119,9 @@ export class CanaryLoop {
       for (let t = start; t < end; ) {
         const next = Math.min(t + step.analysis.intervalMs, end);
         if (await wait(next - Date.now())) break;
-        const measure = (from: number) => metricActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, start: iso(from), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
+        // namespace and service name the release for $namespace/$service/$backend (an input field only: replay-safe).
+        const measure = (from: number) =>
+          metricActs.measureCanary({ prometheusUrl: plan.prometheus.url, queries: plan.queries, namespace: target.namespace, service: this.input.service, start: iso(from), end: iso(next), stepSeconds: plan.prometheus.stepSeconds });
         let data: CanaryMeasurement['metrics'];
         if (incremental) {
           // Only the points since the last interval; an interval shorter than the step may have none to fetch.
