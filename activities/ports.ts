@@ -103,6 +103,26 @@ export interface PodContainerImage {
   imageID: string;
 }
 
+/**
+ * A Service as cluster DNS and kube-proxy see it: its ClusterIP and the port asked for, and the endpoints (pod
+ * addresses and the resolved target port) that port sends to, from the Service's EndpointSlices.
+ */
+export interface ServiceEndpoints {
+  /** False when there is no such Service. */
+  exists: boolean;
+  /** `ClusterIP`, `NodePort`, `LoadBalancer`, `ExternalName`. */
+  type?: string;
+  /** `None` for a headless Service. */
+  clusterIP?: string;
+  /** The Service port matching the one asked for; absent when the Service has no such port (then `ports` lists them). */
+  port?: { name: string; port: number; targetPort: string };
+  ports: string[];
+  /** Ready endpoints of that port: what kube-proxy picks from. */
+  ready: { ip: string; port: number; pod?: string }[];
+  /** Endpoints that exist but are not ready (starting, failing their readiness probe, terminating). */
+  notReady: number;
+}
+
 export interface Cluster {
   contexts(): string[];
   ping(target: KubeTarget): Promise<void>;
@@ -113,6 +133,8 @@ export interface Cluster {
   /** Takes (or keeps) a lease; returns the current holder when someone else holds it. */
   acquireLease(target: KubeTarget, name: string, holder: string, note: string, canTakeOver?: (holder: string) => Promise<boolean>): Promise<{ acquired: boolean; holder?: string; note?: string; since?: string }>;
   releaseLease(target: KubeTarget, name: string, holder: string): Promise<boolean>;
+  /** How a Service's port resolves (cluster DNS → ClusterIP → endpoints), read from the API, for callers outside the cluster. */
+  serviceEndpoints(target: KubeTarget, service: string, port: number): Promise<ServiceEndpoints>;
 }
 
 /**

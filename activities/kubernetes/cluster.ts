@@ -6,7 +6,8 @@ import type { ApplicationFailure } from '@temporalio/activity';
 import { ErrorTypes } from '../../model/errors';
 import { portError } from '../errors';
 import { k8s, type K8s } from './client';
-import type { Cluster, KubeTarget, PodContainerImage, RolloutState, WorkloadRecord } from '../ports';
+import { endpointsOf } from './endpoints';
+import type { Cluster, KubeTarget, PodContainerImage, RolloutState, ServiceEndpoints, WorkloadRecord } from '../ports';
 
 export class KubeError extends Error {
   constructor(
@@ -177,6 +178,23 @@ export class KubeCluster implements Cluster {
             }));
           }),
         );
+    });
+  }
+
+  async serviceEndpoints(target: KubeTarget, service: string, port: number): Promise<ServiceEndpoints> {
+    const core = this.api(target.context, k8s.CoreV1Api);
+    const discovery = this.api(target.context, k8s.DiscoveryV1Api);
+    return this.call(target, `service ${service}`, async () => {
+      let svc: K8s.V1Service;
+      try {
+        svc = await core.readNamespacedService({ name: service, namespace: target.namespace });
+      } catch (err) {
+        if (isHttp(err, 404)) return { exists: false, ports: [], ready: [], notReady: 0 };
+        throw err;
+      }
+      // The endpoint controller labels every slice of a Service with its name (as kube-proxy selects them).
+      const slices = await discovery.listNamespacedEndpointSlice({ namespace: target.namespace, labelSelector: `kubernetes.io/service-name=${service}` });
+      return endpointsOf(svc, slices.items, port);
     });
   }
 
