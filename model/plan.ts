@@ -20,6 +20,7 @@ import { normaliseIdentity } from './decision-token';
 import { UsageError } from './errors';
 import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from './types';
 import { parsePrincipal } from './identifiers';
+import { smokeCheckOf } from './smoke';
 
 export function parseConfig(text: string, file = 'slipway.yaml'): SlipwayConfig {
   let doc: unknown;
@@ -55,13 +56,7 @@ export function deployPlanOf(d: DeployConfig, target: { context: string; namespa
     timeoutMs: ms(d.timeout),
     whenBusy: d.whenBusy,
     busyTimeoutMs: ms(d.busyTimeout),
-    smoke: d.smoke.map((c) =>
-      c.type === 'rollout'
-        ? c
-        : c.type === 'helm-test'
-          ? { type: c.type, timeoutMs: ms(c.timeout) }
-          : { type: c.type, url: c.url.replaceAll('{service}', service).replaceAll('{namespace}', target.namespace), expectStatus: c.expectStatus, timeoutMs: ms(c.timeout) },
-    ),
+    smoke: d.smoke.map((c) => smokeCheckOf(c, service, target.namespace)),
     values,
   };
 }

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import type { JudgeConfig, JudgeResult } from './canary';
+import { smokeCheckSchema, type SmokeCheck } from './smoke';
 import type { AuthMethod, TrustAnchors } from './decision-token';
 import {
   digestSchema,
@@ -55,15 +56,8 @@ export const scanPlanSchema = z.strictObject({
 export const kubeTargetSchema = z.strictObject({ context: kubeContextSchema, namespace: nameSchema });
 export type KubeTargetPlan = z.infer<typeof kubeTargetSchema>;
 
-export const smokeCheckSchema = z.discriminatedUnion('type', [
-  /** The Deployment's rollout is complete: every replica updated and available (Kubernetes API). */
-  z.strictObject({ type: z.literal('rollout') }),
-  /** The chart's Helm test hooks run and succeed. */
-  z.strictObject({ type: z.literal('helm-test'), timeoutMs: z.number().int().positive() }),
-  /** An HTTP GET answers with the expected status (through the service, from where the worker runs). */
-  z.strictObject({ type: z.literal('http'), url: z.string().url().max(2048), expectStatus: z.number().int().min(100).max(599), timeoutMs: z.number().int().positive() }),
-]);
-export type SmokeCheck = z.infer<typeof smokeCheckSchema>;
+// The plan's smoke checks live with their configuration (model/smoke.ts).
+export { smokeCheckSchema, type SmokeCheck };
 
 export const deployPlanSchema = z.strictObject({
   target: kubeTargetSchema,
