@@ -18,7 +18,8 @@ import { KubeCluster } from '../activities/kubernetes/cluster';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { ensureDocker, ensureRegistry } from '../client/stack';
 import { ensureClusters } from '../client/stack/kubernetes';
-import { ensureRealNode, REAL_NODE_PLACEMENT } from '../client/stack/node';
+import { ensureRealNode, nodeLayout, REAL_NODE_PLACEMENT } from '../client/stack/node';
+import { findBinary } from '../client/stack/process';
 import { dockerFromEnv } from '../workers/builder';
 
 const run = promisify(execFile);
@@ -76,12 +77,32 @@ export async function realNodeBench(n: number, root: string): Promise<void> {
   const namespace = `bench-realnode-${Date.now().toString(36)}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
 
+  /**
+   * A deleted pod leaves the API before the kubelet has torn it down (containers stopped, CNI DEL, sandbox removed);
+   * `docker rm -f` returns only after. The next pod starts on an idle node, as the next container does: this waits
+   * until the node's containerd holds no container of the pod.
+   */
+  const containerd = nodeLayout('qa').containerdSock;
+  const ctr = findBinary('ctr') ?? 'ctr';
+  const podTornDown = (uid: string) =>
+    until(`pod ${uid} torn down on the node`, async () => ((await run(ctr, ['--address', containerd, '-n', 'k8s.io', 'containers', 'ls', '-q', `labels."io.kubernetes.pod.uid"==${uid}`])).stdout.trim() ? undefined : true), 60_000, 50);
+
   /** create → Running (pod IP known) → first 200 on /healthz through the pod IP; then the pod is deleted. */
   const podStart = async (name: string) => {
     const t0 = performance.now();
-    await core.createNamespacedPod({
+    const created = await core.createNamespacedPod({
       namespace,
-      body: { metadata: { name }, spec: { ...REAL_NODE_PLACEMENT, terminationGracePeriodSeconds: 0, containers: [{ name: 'delivery', image, imagePullPolicy: 'IfNotPresent', ports: [{ containerPort: 8080 }] }] } },
+      body: {
+        metadata: { name },
+        spec: {
+          ...REAL_NODE_PLACEMENT,
+          // As the sample chart's pods (services/delivery/chart): no service account token. A pod with any volume
+          // waits for the kubelet's volume manager, which checks for mounted volumes every 300 ms (hard-coded).
+          automountServiceAccountToken: false,
+          terminationGracePeriodSeconds: 0,
+          containers: [{ name: 'delivery', image, imagePullPolicy: 'IfNotPresent', ports: [{ containerPort: 8080 }] }],
+        },
+      },
     });
     const ip = await until(`pod ${name} Running`, async () => {
       const p = await core.readNamespacedPod({ name, namespace });
@@ -92,6 +113,7 @@ export async function realNodeBench(n: number, root: string): Promise<void> {
     const total = performance.now() - t0;
     await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 });
     await until(`pod ${name} gone`, async () => ((await core.readNamespacedPod({ name, namespace }).then(() => true, () => false)) ? undefined : true), 60_000, 100);
+    await podTornDown(created.metadata!.uid!);
     return { running, total };
   };
 
