@@ -11,6 +11,7 @@ import { registryEnvKey } from '../../activities/registry/credentials';
 import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernetes';
 import { ensureRealNodes, stopRealNodes } from './node';
+import { ensurePrometheus, stopPrometheus, type PrometheusEndpoint } from './prometheus';
 import { ensureRouter, stopRouters } from './router';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
@@ -155,6 +156,7 @@ export interface Stack {
   docker: DockerEndpoint;
   registry: RegistryEndpoint;
   clusters: ClustersEndpoint;
+  prometheus: PrometheusEndpoint;
 }
 
 export async function stackUp(opts: { registryPort?: number } = {}): Promise<Stack> {
@@ -168,11 +170,15 @@ export async function stackUp(opts: { registryPort?: number } = {}): Promise<Sta
   await ensureRealNodes(registry);
   // One Traefik per cluster serves the Gateway canaries route through (loopback ports: client/stack/router.ts).
   for (const env of Object.keys(clusters.contexts)) await ensureRouter(env);
-  return { temporal, docker, registry, clusters };
+  // Prometheus 3 (its own build) discovers the real nodes' pods and scrapes them and the routers (client/stack/prometheus.ts).
+  const prometheus = await ensurePrometheus({ kubeconfig: clusters.kubeconfig, contexts: clusters.contexts });
+  return { temporal, docker, registry, clusters, prometheus };
 }
 
 export async function stackDown(): Promise<string[]> {
-  const stopped: string[] = await stopRouters();
+  const stopped: string[] = [];
+  if (await stopPrometheus()) stopped.push('prometheus');
+  stopped.push(...(await stopRouters()));
   stopped.push(...(await stopRealNodes()));
   stopped.push(...(await stopClusters()));
   for (const name of ['registry', 'registry-b', 'dockerd', 'temporal']) if (await stopDaemon(name)) stopped.push(name);

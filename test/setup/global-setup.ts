@@ -10,6 +10,7 @@ import { ensureDocker, ensureRegistry, ensureTemporal } from '../../client/stack
 import { ensureClusters, type ClustersEndpoint } from '../../client/stack/kubernetes';
 import { dockerFromEnv } from '../../workers/builder';
 import { ensureBaseImage } from '../../client/stack/base-image';
+import { ensurePrometheus } from '../../client/stack/prometheus';
 import { STACK_FILE, type TestStack } from './stack-info';
 import { prepareWorkflowTier } from './workflow-tier';
 
@@ -24,12 +25,14 @@ export default async function globalSetup(): Promise<void> {
   ]);
   await ensureBaseImage(dockerFromEnv({ DOCKER_HOST: docker.host }));
   await removeOldTestNamespaces(clusters);
+  // The stack's Prometheus (as `stack up` starts it): pods on the real nodes and the routers, found by kubernetes_sd.
+  const prometheus = await ensurePrometheus({ kubeconfig: clusters.kubeconfig, contexts: clusters.contexts });
   // After the probes above: bundling blocks the event loop (Temporal is up by now, so its second check is quick).
   const { temporal, bundlePath } = await prepareWorkflowTier();
   // A Trivy database of our own advisories (the real one cannot be downloaded here), written by trivy-db's code.
   const trivyCache = join(__dirname, '..', '..', '.slipway', 'trivy-cache');
   execFileSync(join(process.env.HOME!, '.cache', 'slipway', 'bin', 'trivy-fixture-db'), ['-advisories', join(__dirname, '..', 'fixtures', 'trivy', 'advisories.json'), '-cache-dir', trivyCache], { stdio: 'ignore' });
-  const info: TestStack = { temporal, docker: docker.host, registry, registryB, bundlePath, trivyCache, kubeconfig: clusters.kubeconfig, contexts: clusters.contexts };
+  const info: TestStack = { temporal, docker: docker.host, registry, registryB, bundlePath, trivyCache, kubeconfig: clusters.kubeconfig, contexts: clusters.contexts, prometheus: { url: prometheus.url } };
   writeFileSync(STACK_FILE, JSON.stringify(info), { mode: 0o600 });
 }
 

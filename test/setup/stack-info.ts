@@ -24,6 +24,8 @@ export interface TestStack {
   /** The local kwok clusters: kubeconfig file and the context of each environment (qa, prod). */
   kubeconfig: string;
   contexts: Record<string, string>;
+  /** The stack's Prometheus (client/stack/prometheus.ts): pods of the real nodes (job `pods`) and the routers (job `router`). */
+  prometheus: { url: string };
 }
 
 /** What the workflow tier needs: a Temporal server and the bundled workflow code. */
@@ -43,7 +45,7 @@ export function workflowStack(): WorkflowStack {
 export function testStack(): TestStack {
   if (existsSync(STACK_FILE)) return JSON.parse(readFileSync(STACK_FILE, 'utf8'));
   const unused: RegistryEndpoint = { url: '127.0.0.1:5000', username: 'unused', password: 'unused', started: false };
-  return { ...workflowStack(), docker: 'unused', registry: unused, registryB: { ...unused, url: '127.0.0.1:5001' }, trivyCache: 'unused', kubeconfig: 'unused', contexts: { qa: 'kwok-slipway-qa', prod: 'kwok-slipway-prod' } };
+  return { ...workflowStack(), docker: 'unused', registry: unused, registryB: { ...unused, url: '127.0.0.1:5001' }, trivyCache: 'unused', kubeconfig: 'unused', contexts: { qa: 'kwok-slipway-qa', prod: 'kwok-slipway-prod' }, prometheus: { url: 'http://127.0.0.1:19099' } };
 }
 
 /** The Java time-skipping test server's launcher that scripts/install.sh puts in ~/.cache/slipway. */
