@@ -58,15 +58,37 @@ async function kwokctl(args: string[], timeoutMs = 240_000): Promise<string> {
  */
 async function restart(name: string): Promise<boolean> {
   // kwokctl skips a component whose recorded pid is alive; let killed ones finish exiting first.
-  const pids = join(stateDir('kwok'), 'clusters', name, 'pids');
-  const recorded = existsSync(pids) ? readdirSync(pids).map((f) => Number(readFileSync(join(pids, f), 'utf8'))).filter(Boolean) : [];
-  for (let i = 0; i < 60 && recorded.some(pidAlive); i++) await new Promise((r) => setTimeout(r, 250));
+  await componentsExited(name);
   for (let attempt = 0; attempt < 2; attempt++) {
     await kwokctl(['start', 'cluster', '--name', name, '--wait', '60s'], 150_000).catch(() => undefined);
     if (await waitAnswer(name, 10_000)) return true;
     await kwokctl(['stop', 'cluster', '--name', name]).catch(() => undefined);
   }
   return false;
+}
+
+/**
+ * The live processes among the pids kwokctl recorded for a cluster's components (etcd, apiserver, controllers, kwok).
+ * A pid file outlives its process (a session that ended); only a process whose command line names the cluster's
+ * directory counts, never whatever process has been given that number since.
+ */
+function livePids(name: string): number[] {
+  const dir = join(stateDir('kwok'), 'clusters', name);
+  const pids = join(dir, 'pids');
+  const recorded = existsSync(pids) ? readdirSync(pids).map((f) => Number(readFileSync(join(pids, f), 'utf8'))).filter(Boolean) : [];
+  return recorded.filter((pid) => {
+    try {
+      return pidAlive(pid) && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`${dir}/`);
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
+}
+
+/** Waits (bounded, 15 s) until none of the cluster's components is alive; false when some still are. */
+async function componentsExited(name: string): Promise<boolean> {
+  for (let i = 0; i < 60 && livePids(name).length; i++) await new Promise((r) => setTimeout(r, 250));
+  return livePids(name).length === 0;
 }
 
 async function waitAnswer(name: string, ms: number): Promise<boolean> {
@@ -134,10 +156,15 @@ export async function stopClusters(envs: readonly string[] = LOCAL_CLUSTERS): Pr
   const stopped: string[] = [];
   for (const env of envs) {
     const name = clusterName(env);
-    if (await apiAnswers(name)) {
+    // A cluster whose apiserver was killed from outside may still have etcd or a controller running: stop those too.
+    if ((await apiAnswers(name)) || livePids(name).length) {
       await kwokctl(['stop', 'cluster', '--name', name]);
-      // kwokctl returns before the components have exited; "stopped" means the apiserver no longer answers.
+      // kwokctl returns before the components have exited; "stopped" means the apiserver no longer answers and
+      // every component's process has exited (etcd, the controllers and kwok outlive the apiserver by a moment).
       for (let i = 0; i < 120 && (await apiAnswers(name)); i++) await new Promise((r) => setTimeout(r, 250));
+      if (!(await componentsExited(name))) {
+        for (const pid of livePids(name)) process.kill(pid, 'SIGKILL');
+      }
       stopped.push(name);
     }
   }

@@ -59,23 +59,25 @@ const podsReady = (want: number) =>
     return ready.length === want ? ready : undefined;
   }, 120_000, 500);
 
-/** Every process the stack recorded: its daemons' pid files, kwok's cluster components, the real nodes' pods. */
-function stackPids(): Map<number, string> {
-  const pids = new Map<number, string>();
-  const runDir = join(slipwayHome(), 'run');
-  for (const f of readdirSync(runDir).filter((x) => x.endsWith('.pid'))) pids.set(Number(readFileSync(join(runDir, f), 'utf8')), f);
-  for (const cluster of ['slipway-qa', 'slipway-prod']) {
-    const dir = join(slipwayHome(), 'kwok', 'clusters', cluster, 'pids');
-    if (existsSync(dir)) for (const f of readdirSync(dir)) pids.set(Number(readFileSync(join(dir, f), 'utf8')), `${cluster}/${f}`);
+/** The processes in the real nodes' pod cgroups (the pods' containers). */
+function podProcesses(): number[] {
+  const walk = (dir: string): string[] => (existsSync(dir) ? [dir, ...readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => walk(join(dir, d.name)))] : []);
+  return ['qa', 'prod'].flatMap((env) => walk(`/sys/fs/cgroup/pids/slipway-${env}`)).flatMap((d) => readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
+}
+
+/** Any process whose command line names the stack's state (its binaries, the nodes' sockets, dockerd's exec root). */
+function processesOfTheStack(): string[] {
+  const marks = [`${slipwayHome()}/`, '/run/slipway/', '/run/netns/slipway-', 'slipway-docker-exec'];
+  const found: string[] = [];
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (Number(p) !== process.pid && marks.some((m) => cmd.includes(m))) found.push(`${p} ${cmd.slice(0, 160)}`);
+    } catch {
+      // exited meanwhile
+    }
   }
-  for (const env of ['qa', 'prod']) {
-    const procs = `/sys/fs/cgroup/pids/slipway-${env}`;
-    const walk = (dir: string): string[] => (existsSync(dir) ? [dir, ...readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).flatMap((d) => walk(join(dir, d.name)))] : []);
-    for (const d of walk(procs)) for (const p of readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) pids.set(Number(p), `pod process in ${d}`);
-  }
-  // A stale pid file's number may by now be another process (this one, say): only live processes of the stack count.
-  for (const [pid] of pids) if (!pid || pid === process.pid || !pidAlive(pid)) pids.delete(pid);
-  return pids;
+  return found;
 }
 
 const netnsList = async () => (await run('ip', ['netns', 'list'])).stdout;
@@ -117,16 +119,19 @@ afterAll(async () => {
 
 test('stack down stops every process and removes the iptables rules and network namespaces', async () => {
   await podsReady(2);
-  const before = stackPids();
-  expect([...before.values()].filter((what) => what.startsWith('pod process')).length).toBeGreaterThanOrEqual(2);
+  const pods = podProcesses();
+  expect(pods.length).toBeGreaterThanOrEqual(2);
+  const before = processesOfTheStack().join('\n');
+  for (const daemon of ['kubelet', 'kube-proxy', 'containerd-shim-runc-v2', 'traefik', 'temporal', 'etcd', 'kube-apiserver', 'kwok', 'registry', 'dockerd']) expect(before).toContain(daemon);
   expect(await netnsList()).toContain(node.netns);
   expect(await hostIptables()).toContain('SLIPWAY-NODE');
 
   const stopped = await stackDown();
   expect(stopped).toEqual(expect.arrayContaining(['prod', 'prod: kubelet', 'prod: containerd', `prod: netns ${node.netns}`, 'slipway-prod', 'temporal']));
 
-  const left = [...before].filter(([pid]) => pidAlive(pid));
-  expect(left.map(([pid, what]) => `${pid} ${what}`)).toEqual([]);
+  expect(pods.filter(pidAlive)).toEqual([]);
+  expect(podProcesses()).toEqual([]);
+  expect(processesOfTheStack()).toEqual([]);
   expect(await netnsList()).not.toMatch(/slipway-/);
   const rules = await hostIptables();
   expect(rules).not.toMatch(/SLIPWAY-NODE|KUBE-|CNI-/);
