@@ -27,6 +27,8 @@ import { SlipwayClient } from '../client/client';
 import { localTokens } from '../client/identity/tokens';
 import { parseConfig } from '../model/plan';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
+import { k8s } from '../activities/kubernetes/client';
+import { KubeCluster } from '../activities/kubernetes/cluster';
 import { EnvCredentialStore } from '../activities/registry/credentials';
 import { OciRegistryClient } from '../activities/registry/oci-client';
 import { ALL_SEARCH_ATTRIBUTES } from '../model/search-attributes';
@@ -529,7 +531,9 @@ export interface ChaosReleaseOptions {
 
 /** One release under chaos: the worker is killed at each of `points` in turn and restarted each time. */
 export async function chaosRelease(ctx: ChaosContext, points: KillPoint[], rand: () => number, opts: ChaosReleaseOptions = {}): Promise<ReleaseReport> {
-  const ns = opts.ns ?? `chaos-${randomBytes(3).toString('hex')}`;
+  // Eight hex digits: the test setup deletes earlier runs' `<prefix>-<6 hex>` namespaces, which took a running
+  // chaos run's baselines away whenever a test suite started meanwhile; chaos removes its own (removeNamespaces).
+  const ns = opts.ns ?? `chaos-${randomBytes(4).toString('hex')}`;
   const version = `v1.0.0-chaos${randomBytes(4).toString('hex')}`;
   // The workers read the plan from their own slipway.yaml; paths in it are relative to their directory, which
   // holds a copy of the sample service (a link would resolve outside the workspace, which the builder refuses).
@@ -631,6 +635,14 @@ export async function chaosCanaryRelease(
   });
 }
 
+/** Deletes the releases' namespaces (QA's and production's) without waiting: kwok's nodes fill up otherwise. */
+export async function removeNamespaces(ctx: ChaosContext, reports: Pick<ReleaseReport, 'ns'>[]): Promise<void> {
+  const cluster = KubeCluster.forKubeconfig(ctx.stack.kubeconfig);
+  for (const ns of new Set(reports.map((r) => r.ns))) {
+    for (const [env, namespace] of envNamespaces(ns)) await cluster.api(ctx.stack.contexts[env], k8s.CoreV1Api).deleteNamespace({ name: namespace }).catch(() => undefined);
+  }
+}
+
 export function summarize(seed: number, reports: ReleaseReport[]): string {
   const kills = reports.reduce((n, r) => n + r.kills, 0);
   const lines = [
@@ -703,6 +715,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await tracks?.stop();
+    await removeNamespaces(ctx, reports);
     await ctx.close();
   }
   print(summarize(seed, reports));

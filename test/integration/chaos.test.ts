@@ -16,6 +16,7 @@ import {
   chaosRelease,
   chaosSeed,
   KILL_POINTS,
+  removeNamespaces,
   matrixRounds,
   pointName,
   samplePoints,
@@ -39,8 +40,10 @@ const lines: string[] = [];
 beforeAll(async () => {
   ctx = await chaosContext(testStack(), (l) => lines.push(l));
 });
+const reports: ReleaseReport[] = [];
 afterAll(async () => {
   await tracks?.stop();
+  if (ctx) await removeNamespaces(ctx, reports);
   await ctx?.close();
   process.stdout.write(`${lines.join('\n')}\n`);
 });
@@ -51,6 +54,7 @@ test(`kill -9 at ${POINTS} seeded points (seed ${seed}): the release ends cleanl
   lines.push(`chaos seed ${seed}: ${points.map(pointName).join(', ')}`);
   const report = await chaosRelease(ctx, points, rand);
   first = report;
+  reports.push(report);
   lines.push(summarize(seed, [report]));
   expect(report.kills).toBeGreaterThanOrEqual(1);
   expect({ phase: report.phase, clean: report.completedCleanly }).toEqual({ phase: 'succeeded', clean: true });
@@ -69,6 +73,7 @@ test(`kill -9 at ${CANARY_POINTS} seeded points inside canary analysis (seed ${s
   lines.push(`chaos seed ${seed}, ${round.metrics} canary: ${points.map(pointName).join(', ')}`);
   tracks = await CanaryTracks.start(ctx.stack.docker, ctx.workDir);
   const report = await chaosCanaryRelease(ctx, tracks, first!, round.metrics, points, rand);
+  reports.push(report);
   lines.push(summarize(seed, [report]));
   expect(report.kills).toBeGreaterThanOrEqual(1);
   expect({ phase: report.phase, clean: report.completedCleanly }).toEqual({ phase: round.metrics === 'healthy' ? 'succeeded' : 'failed', clean: true });
