@@ -9,6 +9,7 @@
  */
 import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -78,14 +79,22 @@ export async function realNodeBench(n: number, root: string): Promise<void> {
   await core.createNamespace({ body: { metadata: { name: namespace } } });
 
   /**
-   * A deleted pod leaves the API before the kubelet has torn it down (containers stopped, CNI DEL, sandbox removed);
-   * `docker rm -f` returns only after. The next pod starts on an idle node, as the next container does: this waits
-   * until the node's containerd holds no container of the pod.
+   * A deleted pod leaves the API before the kubelet has torn it down (containers stopped, CNI DEL); `docker rm -f`
+   * returns only after. The next pod starts on an idle node, as the next container does: this waits until no task of
+   * the pod runs in the node's containerd and its network namespace is gone. (The containers themselves stay until
+   * the kubelet's container GC, once a minute.)
    */
-  const containerd = nodeLayout('qa').containerdSock;
-  const ctr = findBinary('ctr') ?? 'ctr';
+  const ctr = (args: string[]) => run(findBinary('ctr') ?? 'ctr', ['--address', nodeLayout('qa').containerdSock, '-n', 'k8s.io', ...args]).then((r) => r.stdout);
   const podTornDown = (uid: string) =>
-    until(`pod ${uid} torn down on the node`, async () => ((await run(ctr, ['--address', containerd, '-n', 'k8s.io', 'containers', 'ls', '-q', `labels."io.kubernetes.pod.uid"==${uid}`])).stdout.trim() ? undefined : true), 60_000, 50);
+    until(`pod ${uid} torn down on the node`, async () => {
+      const ids = (await ctr(['containers', 'ls', '-q', `labels."io.kubernetes.pod.uid"==${uid}`])).split('\n').filter(Boolean);
+      const tasks = (await ctr(['tasks', 'ls'])).split('\n').filter((l) => ids.some((id) => l.startsWith(id)) && /\bRUNNING\b/.test(l));
+      const netns = await Promise.all(ids.map(async (id) => {
+        const spec = JSON.parse(await ctr(['containers', 'info', id])) as { Spec?: { linux?: { namespaces?: { type: string; path?: string }[] } } };
+        return spec.Spec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
+      }));
+      return tasks.length === 0 && !netns.some((path) => path && existsSync(path)) ? true : undefined;
+    }, 60_000, 50);
 
   /** create → Running (pod IP known) → first 200 on /healthz through the pod IP; then the pod is deleted. */
   const podStart = async (name: string) => {
