@@ -111,6 +111,7 @@ test('a release on the real node passes its http smoke checks through the Servic
   const { type, status } = await outcomeOf(slipway, workflowId);
   expect([type, status.error]).toEqual([undefined, undefined]);
   healthy = status;
+  for (const id of ['deploy:qa', 'approval:prod', 'promote:prod', 'deploy:prod', 'smoke:prod']) expect([id, stageOf(status, id)?.state]).toEqual([id, 'succeeded']);
 
   // The pods really run on the real node, at addresses of its pod range (what the Service check called).
   const pods = (await core().listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/instance=delivery' })).items.filter((p) => !p.metadata?.deletionTimestamp);
