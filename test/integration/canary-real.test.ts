@@ -1,12 +1,14 @@
 /**
  * A canary judged on real traffic (issue #12): the releases' pods run on the production cluster's real node, Traefik
- * routes the sample chart's HTTPRoute by the weights slipway's Gateway API adapter sets, and a Prometheus started
- * here discovers the pods through the API server (http_sd_configs served from the pod list: Debian's Prometheus
- * lacks kubernetes_sd_configs) and scrapes their own /metrics
- * by pod IP, labelled track=baseline|canary from the pods' `track` label. Load is a bounded loop through Traefik's
- * web entrypoint on 127.0.0.1 (issue #12's network rule: loopback and the stack's own pod addresses only).
+ * routes the sample chart's HTTPRoute by the weights slipway's Gateway API adapter sets, and the canaries are judged
+ * on the DEFAULT metrics — the router's per-service error ratio and p99 latency (model/canary-presets.ts), which a
+ * Prometheus started here scrapes from prod's Traefik. It also discovers the pods through the API server
+ * (http_sd_configs served from the pod list: Debian's Prometheus lacks kubernetes_sd_configs) and scrapes their own
+ * /metrics by pod IP, labelled track=baseline|canary from the pods' `track` label. Load is a bounded loop through
+ * Traefik's web entrypoint on 127.0.0.1 (issue #12's network rule: loopback and the stack's own pod addresses only).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Connection } from '@temporalio/client';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -19,24 +21,36 @@ import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { ensureRealNode, REAL_NODE_PLACEMENT } from '../../client/stack/node';
 import { ensureRouter, routerPorts } from '../../client/stack/router';
 import type { ReleaseStatus } from '../../model/types';
-import { canaryText, deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
+import { deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
 import { eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
+import { queryScope } from '../../activities/canary';
+import { trackQuery } from '../../activities/metrics/promql';
+import { ROUTER_METRICS, routerQueries } from '../../model/canary-presets';
+import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { releaseIsRunning } from '../../activities';
 import { testStack } from '../setup/stack-info';
 
-const NS = 'slipway-it';
+/**
+ * A Temporal namespace of this file's own: the other integration files share `slipway-it`, and their
+ * terminateRunning (in beforeAll) terminated this file's releases mid-canary when they ran at the same time.
+ */
+const NS = 'slipway-canary-real';
 const stack = testStack();
 const PROM_PORT = 19095;
 const SD_PORT = 19096;
 const WEB = routerPorts('prod').web;
+const ROUTER_METRICS_PORT = routerPorts('prod').metrics;
 const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
 const ns = uniqueNamespace('canary-real');
 const HOST = `${ns}.slipway.test`;
 // The pause lets the canary's pods start on the real node and be scraped before the first interval is measured.
-const STEPS = '[ { setWeight: 50 }, { pause: { duration: 8s } }, { analysis: { duration: 9s, interval: 3s } } ]';
+// Three 4 s intervals on 1 s points: a fault must be caught by the third (issue #12). At 50 % of the load below the
+// canary serves ~30 requests/s, so a 5 s rate window of a 5 % error canary holds ~7 errors (a window without any is
+// rare): with ~15 requests/s it held 1–2 and the judge could not tell 0–3 % from the baseline's 0 (seen: promoted).
+const STEPS = '[ { setWeight: 50 }, { pause: { duration: 8s } }, { analysis: { duration: 12s, interval: 4s } } ]';
 /** Hard cap of the load loop, whatever happens to the test. */
-const LOAD_CAP_MS = 200_000;
+const LOAD_CAP_MS = 480_000;
 
 let slipway: SlipwayClient;
 let harness: Harness;
@@ -67,23 +81,29 @@ function get(headers: Record<string, string> = {}): Promise<Answer> {
 
 const prodValues = JSON.stringify({
   ...REAL_NODE_PLACEMENT,
-  // A 5 ms handler: the sample's own work takes microseconds, which scheduler noise on 2 cores would dominate.
-  env: { LATENCY_MS: '5' },
   metrics: { scrape: true },
   preStopSleepSeconds: 3, // terminating pods answer until Traefik has dropped them (rollouts, canary removal)
   versionFromImage: true, // the build arg VERSION (the release's version) answers, also from the canary copy
   route: { enabled: true, hostnames: [HOST], canaryHeader: true },
 });
 
-const config = (version: string, buildArgs = '') =>
+// No queries, no judge: the default (router) metrics.
+const CANARY = `{ traffic: { type: gateway-api, route: delivery }, prometheus: { url: "http://127.0.0.1:${PROM_PORT}", stepSeconds: 1 }, steps: ${STEPS}, decisionTimeout: 20s }`;
+
+/**
+ * The release's build args: a 5 ms handler (the sample's own work takes microseconds, which scheduler noise on 2
+ * cores would dominate) unless a fault is planted. A build arg, not chart env: the canary copies the stable pods' env,
+ * which would override the canary image's own LATENCY_MS.
+ */
+const config = (version: string, buildArgs: Record<string, string> = {}) =>
   deployConfigText({
     ns,
     prodValues,
-    prodCanary: canaryText({ prometheus: `http://127.0.0.1:${PROM_PORT}`, steps: STEPS, decisionTimeout: '20s', traffic: '{ type: gateway-api, route: delivery }' }),
+    prodCanary: CANARY,
     qaDeploy: '{ timeout: 60s, smoke: [ { type: rollout } ] }',
     prodDeploy: '{ timeout: 90s, smoke: [ { type: rollout } ] }',
-  }).replace('args: { VERSION: test }', `args: { VERSION: "${version}"${buildArgs} }`);
-function start(buildArgs?: string) {
+  }).replace('args: { VERSION: test }', `args: ${JSON.stringify({ VERSION: version, LATENCY_MS: '5', ...buildArgs })}`);
+function start(buildArgs?: Record<string, string>) {
   const version = uniqueVersion();
   return slipway.start(planRelease(parseConfig(config(version, buildArgs)), { service: 'delivery', version, requester: 'ci-bot' }));
 }
@@ -102,7 +122,27 @@ function tally(from: number, to = Infinity) {
   return { total: inRange.length, byVersion: by((a) => a.version), byStatus: by((a) => String(a.status)), failed: (v: string) => inRange.filter((a) => a.version === v && a.status !== 200).length, list: inRange };
 }
 
+/** Registers NS with the release's search attributes, as `stack up` does for its namespaces (idempotent). */
+async function ensureNamespace(): Promise<void> {
+  const connection = await Connection.connect({ address: stack.temporal });
+  try {
+    const registered = await connection.workflowService.describeNamespace({ namespace: NS }).then(() => true, () => false);
+    if (!registered) await connection.workflowService.registerNamespace({ namespace: NS, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+    // A new namespace reaches the server's namespace cache within seconds; until then the calls below fail.
+    await eventually(async () => {
+      const existing = await connection.operatorService.listSearchAttributes({ namespace: NS });
+      const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
+      // INDEXED_VALUE_TYPE_KEYWORD = 2
+      if (missing.length) await connection.operatorService.addSearchAttributes({ namespace: NS, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, 2])) });
+      return true;
+    }, 60_000, 1000);
+  } finally {
+    await connection.close();
+  }
+}
+
 beforeAll(async () => {
+  await ensureNamespace();
   harness = await startHarness(NS, realActivities(credentials, 'canary-real-host', {}, { holderActive: releaseIsRunning }), 'canary-real-host');
   slipway = harness.slipway;
   await terminateRunning(slipway, 'leftover from an earlier run');
@@ -133,15 +173,18 @@ scrape_configs:
       - { source_labels: [__meta_kubernetes_pod_label_track], regex: stable, replacement: baseline, target_label: track }
       - { source_labels: [__meta_kubernetes_pod_label_track], regex: canary, replacement: canary, target_label: track }
       - { source_labels: [__meta_kubernetes_pod_name], target_label: pod }
+  # prod's Traefik: its per-service metrics are what the canaries are judged on.
+  - job_name: traefik
+    static_configs: [ { targets: ["127.0.0.1:${ROUTER_METRICS_PORT}"] } ]
 `,
   );
   prometheus = spawn(findBinary('prometheus')!, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${PROM_PORT}`], { stdio: 'ignore' });
   await waitFor('prometheus', () => portOpen(PROM_PORT), 30_000);
-  // ~40 requests/s through Traefik (8 every 200 ms) until the tests end or the cap, whichever is first.
+  // ~60-80 requests/s through Traefik (16 every 200 ms plus their answers) until the tests end or the cap, whichever is first.
   const until = Date.now() + LOAD_CAP_MS;
   load = (async () => {
     while (loading && Date.now() < until) {
-      answers.push(...(await Promise.all(Array.from({ length: 8 }, () => get()))));
+      answers.push(...(await Promise.all(Array.from({ length: 16 }, () => get()))));
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
@@ -179,23 +222,45 @@ async function podTargets() {
 
 let stable: ReleaseStatus;
 
-test('release 1 runs on the real node and answers through the Gateway', async () => {
+/** Prometheus's instant answer to a PromQL query. */
+async function promQuery(query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const r = (await fetch(`http://127.0.0.1:${PROM_PORT}/api/v1/query?query=${encodeURIComponent(query)}`).then((x) => x.json())) as any;
+  return r.data?.result ?? [];
+}
+
+/** Each interval as [weight, score, result, {metric: classification}], for the log. */
+const intervalsOf = (s: ReleaseStatus) => JSON.stringify(s.canary?.intervals.map((i) => [i.weight, Number(i.score.toFixed(1)), i.result, Object.fromEntries(i.metrics.map((m) => [m.name, m.classification]))]));
+
+test('release 1 runs on the real node and answers through the Gateway; Traefik\'s metrics for its backend reach Prometheus', async () => {
   const { workflowId } = await start();
   await approve(workflowId);
   const { type, status } = await outcomeOf(slipway, workflowId);
   expect([type, status.error]).toEqual([undefined, undefined]);
   stable = status;
   const pods = await eventually(async () => {
-    const r = await fetch(`http://127.0.0.1:${PROM_PORT}/api/v1/query?query=${encodeURIComponent('up{job="delivery"}')}`).then((x) => x.json() as Promise<any>);
-    return r.data.result.length === 2 && r.data.result.every((s: any) => s.value[1] === '1' && s.metric.track === 'baseline') ? r.data.result : undefined;
+    const r = await promQuery('up{job="delivery"}');
+    return r.length === 2 && r.every((s) => s.value[1] === '1' && s.metric.track === 'baseline') ? r : undefined;
   }, 60_000, 1000);
   expect(pods).toHaveLength(2);
   const since = Date.now();
   await eventually(async () => tally(since).byVersion[status.version] >= 20, 30_000, 500);
   expect(tally(since).byStatus).toEqual({ 200: expect.any(Number) });
+  // The default queries' selector finds the stable backend's series (the label format is Traefik's, not ours).
+  const scope = queryScope(ns, 'delivery');
+  const requests = await eventually(async () => {
+    const r = await promQuery(`sum by (service) (traefik_service_requests_total{${/service=~"[^"]+"/.exec(trackQuery(routerQueries(1)[ROUTER_METRICS.errors], 'baseline', scope))![0]}})`);
+    return r.length ? r : undefined;
+  }, 30_000, 1000);
+  console.log(`Traefik's stable backend in Prometheus: ${JSON.stringify(requests.map((r) => [r.metric.service, r.value[1]]))}`);
+  expect(requests.map((r) => r.metric.service)).toEqual([`${ns}-delivery-stable-http-80@kubernetesgateway`]);
+  const errorRatio = await eventually(async () => {
+    const r = await promQuery(trackQuery(routerQueries(1)[ROUTER_METRICS.errors], 'baseline', scope));
+    return r.length ? r : undefined;
+  }, 30_000, 1000);
+  expect(Number(errorRatio[0].value[1])).toBe(0);
 }, 300_000);
 
-test('a healthy canary gets half the traffic through Traefik, every interval passes, and it is promoted', async () => {
+test('a healthy canary gets half the traffic through Traefik, every interval passes on the router\'s metrics, and it is promoted', async () => {
   expect(stable?.phase).toBe('succeeded');
   const { workflowId } = await start();
   await approve(workflowId);
@@ -211,10 +276,15 @@ test('a healthy canary gets half the traffic through Traefik, every interval pas
   const { type, status } = await outcomeOf(slipway, workflowId);
   const window = tally(analysisStart, Date.now() - 2_000);
   const share = (window.byVersion[status.version] ?? 0) / window.total;
-  console.log(`healthy canary: intervals ${JSON.stringify(status.canary?.intervals.map((i) => [i.weight, i.score, i.result]))}; ${window.total} requests during analysis ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}, canary share ${(share * 100).toFixed(1)} %`);
+  console.log(`healthy canary: intervals ${intervalsOf(status)}; ${window.total} requests during analysis ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}, canary share ${(share * 100).toFixed(1)} %`);
   expect([type, status.error]).toEqual([undefined, undefined]);
   expect(status.canary).toMatchObject({ state: 'promoted', weight: 50 });
   expect(status.canary!.intervals.map((i) => i.result)).toEqual(['Pass', 'Pass', 'Pass']);
+  // Judged on the default metrics, both with data (a Nodata error ratio would have failed: mustHaveData).
+  expect(status.canary!.intervals.at(-1)!.metrics.map((m) => [m.name, m.classification])).toEqual([
+    [ROUTER_METRICS.errors, 'Pass'],
+    [ROUTER_METRICS.latency, 'Pass'],
+  ]);
   expect(share).toBeGreaterThan(0.35);
   expect(share).toBeLessThan(0.65);
   expect(window.byStatus).toEqual({ 200: expect.any(Number) });
@@ -232,32 +302,53 @@ test('a healthy canary gets half the traffic through Traefik, every interval pas
   stable = status;
 }, 300_000);
 
-test('a canary answering 30 % errors fails, traffic returns to stable, and the switch fails no request of its own', async () => {
+/**
+ * A planted fault: the canary is rolled back on the named metric within the analysis' three intervals, Helm's history
+ * is untouched, and afterwards only the stable release answers, all 200. Returns the requests from approval to 3 s
+ * after the rollback, for the caller's accounting of failures.
+ */
+async function faultyCanary(what: string, buildArgs: Record<string, string>, failing: string) {
   expect(stable?.phase).toBe('succeeded');
   const before = await helmHistory('prod', ns);
-  const { workflowId } = await start(', ERROR_RATE: "0.3"');
+  const { workflowId } = await start(buildArgs);
   await approve(workflowId);
   const began = Date.now();
   const { type, status } = await outcomeOf(slipway, workflowId);
   const ended = Date.now();
-  console.log(`faulty canary: intervals ${JSON.stringify(status.canary?.intervals.map((i) => [i.weight, i.score, i.result]))}; error ${status.error}`);
+  console.log(`${what}: intervals ${intervalsOf(status)}; error ${status.error}`);
   expect(type).toBe('CanaryFailedError');
-  expect(status.error).toMatch(/canary failed analysis: score .* ≤ marginal 75 \(errors High/);
+  expect(status.error).toMatch(new RegExp(`canary failed analysis: score .* ≤ marginal 75 \\(.*${failing} High`));
   expect(status.canary).toMatchObject({ state: 'rolled-back' });
-  expect(status.canary!.intervals.at(-1)).toMatchObject({ result: 'Fail' });
+  const last = status.canary!.intervals.at(-1)!;
+  expect(last.result).toBe('Fail');
+  expect(last.metrics.find((m) => m.name === failing)?.classification).toBe('High');
   expect(status.canary!.intervals.length).toBeLessThanOrEqual(3);
   expect(await helmHistory('prod', ns)).toEqual(before);
 
-  // Every failed request came from the canary's pods (its own 30 %): none from the stable release or the switch.
   await new Promise((r) => setTimeout(r, 3_000));
   const window = tally(began);
-  console.log(`faulty canary: ${window.total} requests from approval to 3 s after rollback ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}`);
+  console.log(`${what}: ${window.total} requests from approval to 3 s after rollback ${JSON.stringify(window.byVersion)} ${JSON.stringify(window.byStatus)}`);
   expect(window.byVersion[status.version]).toBeGreaterThan(0);
-  expect(window.failed(stable.version)).toBe(0);
-  expect(window.list.filter((a) => a.status !== 200 && a.version !== status.version)).toEqual([]);
   // After the rollback only the stable release answers, all 200.
   const back = tally(ended + 1_000);
   expect(back.total).toBeGreaterThanOrEqual(40);
   expect(back.byVersion).toEqual({ [stable.version]: back.total });
   expect(back.byStatus).toEqual({ 200: back.total });
+  return { status, window };
+}
+
+test('a canary answering 5 % errors fails on the error ratio within three intervals, traffic returns to stable, and the switch fails no request of its own', async () => {
+  const { status, window } = await faultyCanary('5 % errors', { ERROR_RATE: '0.05' }, ROUTER_METRICS.errors);
+  // Every failed request came from the canary's pods (its own 5 %): none from the stable release or the switch.
+  expect(window.failed(stable.version)).toBe(0);
+  expect(window.list.filter((a) => a.status !== 200 && a.version !== status.version)).toEqual([]);
+  const canary = window.list.filter((a) => a.version === status.version);
+  console.log(`5 % errors: the canary answered ${canary.length}, ${window.failed(status.version)} of them 500`);
+  expect(window.failed(status.version)).toBeGreaterThan(0);
+}, 300_000);
+
+test('a canary 50 ms slower fails on the p99 latency, not on errors, and no request fails', async () => {
+  const { window } = await faultyCanary('+50 ms', { LATENCY_MS: '55' }, ROUTER_METRICS.latency);
+  expect(window.byStatus).toEqual({ 200: window.total });
+  expect(window.list.filter((a) => a.status !== 200)).toEqual([]);
 }, 300_000);
