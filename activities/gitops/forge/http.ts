@@ -49,6 +49,10 @@ export class ForgeHttp {
     } catch {
       /* not JSON: keep the text for the message */
     }
+    // Azure DevOps answers an unauthenticated API call with 203 and its HTML sign-in page, not a 401.
+    if (res.status === 203 || (res.ok && typeof body === 'string' && /text\/html/.test(res.headers.get('content-type') ?? ''))) {
+      throw gitopsError('auth', this.opts.repository, `${what}: HTTP ${res.status} with a sign-in page (the token was not accepted)`, { status: res.status });
+    }
     if (res.ok || opts.accept?.includes(res.status)) return { status: res.status, body };
     throw gitopsError(httpFailure(res.status), this.opts.repository, `${what}: HTTP ${res.status}${forgeMessage(body) ? ` (${forgeMessage(body)})` : ''}`, { status: res.status });
   }
