@@ -145,3 +145,18 @@ test('a bad token: the forge and git both fail as auth, naming the repository, w
   expect(viaGit.message).not.toContain('f'.repeat(40));
   expect(await failed(Promise.resolve().then(() => forgeFor(delivery, {})))).toMatchObject({ failure: 'auth', message: expect.stringContaining(`has no ${TOKEN_ENV}`) });
 });
+
+test('two releases editing the same line: once one merges, the other pull request cannot merge (typed merge conflict)', async () => {
+  const repo = environmentRepositoryFor(delivery, env);
+  const forge = forgeFor(delivery, env);
+  const a = await repo.applyChange(change({ workflowId: 'release:delivery:v2.0.0', version: 'v2.0.0', environment: 'qa', digest: `sha256:${'4'.repeat(64)}` }), 'branch');
+  const b = await repo.applyChange(change({ workflowId: 'release:delivery:v2.0.1', version: 'v2.0.1', environment: 'qa', digest: `sha256:${'5'.repeat(64)}` }), 'branch');
+  const prA = await forge.openPullRequest({ head: a.branch, base: 'main', title: 'a', body: '' });
+  const prB = await forge.openPullRequest({ head: b.branch, base: 'main', title: 'b', body: '' });
+  expect(prB.number).not.toBe(prA.number);
+  expect(await forge.mergePullRequest(prA.number, { sha: a.commit })).toMatchObject({ state: 'merged' });
+  const r = await failed(forge.mergePullRequest(prB.number, { sha: b.commit }));
+  expect(r.failure).toBe('merge-conflict');
+  expect(r.message).toMatch(new RegExp(`^${delivery.repository.url.replace(/[.]/g, '\\.')}: pull request #${prB.number} cannot be merged: HTTP 40[59]`));
+  expect((await forge.getPullRequest(prB.number)).state).toBe('open');
+});
