@@ -275,6 +275,8 @@ export interface ReleaseReport {
 export interface ChaosContext {
   stack: ChaosStack;
   slipway: SlipwayClient;
+  /** The chaos namespace's client (history long polls). */
+  client?: Client;
   workDir: string;
   log: (line: string) => void;
 }
@@ -384,6 +386,11 @@ async function reach(ctx: ChaosContext, id: string, p: KillPoint, rand: () => nu
   // An activity that runs once per release (all but deployChart) is caught by describe alone, polled fast: scans
   // and chart packaging last well under a second here, shorter than a status query round.
   const unique = p.kind === 'inside' && p.activity !== 'deployChart';
+  if (p.kind === 'inside' && WATCHED.has(p.activity) && ctx.client) {
+    const r = await scheduled(ctx.client, id, p.activity, deadline);
+    if (r === 'ended') return { fired: false };
+    if (r === 'scheduled') return fireInside(ctx, id, p.activity, rand);
+  }
   for (let i = 0; Date.now() < deadline; i++) {
     if (unique && (await started(p.activity))) return fireInside(ctx, id, p.activity, rand);
     if (!unique || i % 20 === 0) {
@@ -398,6 +405,39 @@ async function reach(ctx: ChaosContext, id: string, p: KillPoint, rand: () => nu
     await sleep(unique ? 20 : 100);
   }
   throw new Error(`kill point "${pointName(p)}" not reached within ${timeoutMs / 1000}s`);
+}
+
+/**
+ * Steps of a few tens of milliseconds (a replica change, a Prometheus query): a describe poll every 20 ms misses
+ * most of them, so their scheduling is watched in the history instead, by long poll (seen within milliseconds).
+ */
+const WATCHED = new Set(['setCanaryWeight', 'measureCanary', 'removeCanary', 'rollbackDeploy']);
+
+/**
+ * Long-polls the release's history until an `activity` is scheduled and not yet closed ('scheduled'), the release
+ * ends ('ended') or the deadline passes ('timeout'). One that ran and closed before the watch began does not count.
+ */
+async function scheduled(client: Client, id: string, activity: string, deadline: number): Promise<'scheduled' | 'ended' | 'timeout'> {
+  const open = new Set<string>();
+  const names = new Map<string, string>();
+  let nextPageToken: Uint8Array | undefined;
+  while (Date.now() < deadline) {
+    const r = await client.workflowService.getWorkflowExecutionHistory({ namespace: CHAOS_NAMESPACE, execution: { workflowId: id }, waitNewEvent: true, ...(nextPageToken ? { nextPageToken } : {}) });
+    for (const e of r.history?.events ?? []) {
+      const a = e.activityTaskScheduledEventAttributes;
+      if (a) {
+        names.set(String(e.eventId), a.activityType?.name ?? '');
+        open.add(String(e.eventId));
+      }
+      const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
+      if (closed) open.delete(String(closed.scheduledEventId));
+    }
+    // The existing history comes first (one page here: a release has a few hundred events), then each new batch.
+    if ([...open].some((ev) => names.get(ev) === activity)) return 'scheduled';
+    if (!r.nextPageToken?.length) return 'ended'; // no token: the execution has closed
+    nextPageToken = r.nextPageToken;
+  }
+  return 'timeout';
 }
 
 /** A seeded moment inside a running step; says whether the step was still running when the moment came. */
@@ -668,7 +708,7 @@ export async function chaosContext(stack: ChaosStack, log: (line: string) => voi
   const slipway = new SlipwayClient(new Client({ connection, namespace: CHAOS_NAMESPACE }), ORCHESTRATOR_QUEUE, localTokens());
   const workDir = join(tmpdir(), `slipway-chaos-${Date.now().toString(36)}`);
   mkdirSync(workDir, { recursive: true });
-  return { stack, slipway, workDir, log, close: () => connection.close() };
+  return { stack, slipway, workDir, log, client: slipway.client, close: () => connection.close() };
 }
 
 /** `npm run chaos`: the whole matrix on the local stack (brought up as `slipway stack up` does). */
