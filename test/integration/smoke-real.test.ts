@@ -7,11 +7,7 @@
  * rolled back, as Helm's history shows. Traffic goes only to 127.0.0.1 and to the pod addresses of the node's own
  * network namespace (issue #12's network rule).
  */
-import { execFile } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { SlipwayClient } from '../../client/client';
 import { parseConfig, planRelease } from '../../model/plan';
 import { k8s } from '../../activities/kubernetes/client';
@@ -20,38 +16,34 @@ import { ensureRealNode, nodeLayout, REAL_NODE_PLACEMENT } from '../../client/st
 import { ensureRouter, routerPorts } from '../../client/stack/router';
 import type { ReleaseStatus } from '../../model/types';
 import { deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
-import { eventually, outcomeOf, ROOT, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
 import { releaseIsRunning } from '../../activities';
 import { testStack } from '../setup/stack-info';
 
-const run = promisify(execFile);
 const NS = 'slipway-it';
 const stack = testStack();
 const WEB = routerPorts('prod').web;
 const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
 const ns = uniqueNamespace('smoke-real');
 const HOST = `${ns}.slipway.test`;
-/**
- * The sample chart with its probes on /metrics instead of /healthz, inside the workspace (test-artifacts/ is
- * ignored by git). With the chart's own probes a 503 /healthz keeps the pods unready and Helm's --wait fails the
- * deploy before any smoke test; this copy is a service whose readiness says "the process answers" while /healthz
- * is the deeper check that only the smoke test asks.
- */
-const SHALLOW_PROBES_CHART = join('test-artifacts', ns, 'chart');
 
 let slipway: SlipwayClient;
 let harness: Harness;
 
-const prodValues = JSON.stringify({ ...REAL_NODE_PLACEMENT, route: { enabled: true, hostnames: [HOST] } });
+/**
+ * The probes on /metrics ("the process answers"): with the chart's default /healthz probes a 503 /healthz keeps the
+ * pods unready and Helm's --wait fails the deploy before any smoke test; here /healthz is the deeper check that
+ * only the smoke test asks.
+ */
+const prodValues = JSON.stringify({ ...REAL_NODE_PLACEMENT, route: { enabled: true, hostnames: [HOST] }, probes: { path: '/metrics' } });
 // Production's http checks: the default (through the Service, resolved by the cluster API) and through the Gateway.
 const prodDeploy = `{ timeout: 90s, smoke: [ { type: rollout }, { type: http, timeout: 20s }, { type: http, url: "http://127.0.0.1:${WEB}/healthz", headers: { Host: "${HOST}" }, timeout: 20s } ] }`;
 
-function start(o: { buildArgs?: string; chart?: string } = {}) {
+function start(o: { buildArgs?: string } = {}) {
   const version = uniqueVersion();
   const text = deployConfigText({ ns, prodValues, prodDeploy, qaDeploy: '{ timeout: 60s, smoke: [ { type: rollout } ] }' })
-    .replace('args: { VERSION: test }', `args: { VERSION: "${version}"${o.buildArgs ?? ''} }`)
-    .replace('path: services/delivery/chart', `path: ${o.chart ?? 'services/delivery/chart'}`);
+    .replace('args: { VERSION: test }', `args: { VERSION: "${version}"${o.buildArgs ?? ''} }`);
   return slipway.start(planRelease(parseConfig(text), { service: 'delivery', version, requester: 'ci-bot' }));
 }
 
@@ -86,20 +78,12 @@ beforeAll(async () => {
   await terminateRunning(slipway, 'leftover from an earlier run');
   await ensureRealNode('prod', stack.registry);
   await ensureRouter('prod', { kubeconfig: stack.kubeconfig, context: stack.contexts.prod });
-  await run('mkdir', ['-p', join(ROOT, 'test-artifacts', ns)]);
-  await run('cp', ['-r', join(ROOT, 'services', 'delivery', 'chart'), join(ROOT, 'test-artifacts', ns)]);
-  const deployment = join(ROOT, SHALLOW_PROBES_CHART, 'templates', 'deployment.yaml');
-  const text = readFileSync(deployment, 'utf8');
-  const shallow = text.replaceAll('httpGet: { path: /healthz, port: http }', 'httpGet: { path: /metrics, port: http }');
-  expect(shallow.match(/path: \/metrics, port: http/g)).toHaveLength(2); // both probes moved: the copy is what it says
-  writeFileSync(deployment, shallow);
 }, 120_000);
 
 afterAll(async () => {
   for (const [context, name] of [[stack.contexts.prod, ns], [stack.contexts.qa, `${ns}-qa`]]) {
     await kube().cluster.api(context, k8s.CoreV1Api).deleteNamespace({ name }).catch(() => undefined);
   }
-  rmSync(join(ROOT, 'test-artifacts', ns), { recursive: true, force: true });
   await harness?.stop();
 });
 
@@ -134,7 +118,7 @@ test('a release whose /healthz answers 503 fails its production smoke test and i
   expect(healthy?.phase).toBe('succeeded');
   const before = await helmHistory('prod', ns);
   expect(before.at(-1)).toMatchObject({ status: 'deployed', appVersion: healthy.version });
-  const { workflowId } = await start({ buildArgs: ', HEALTH_STATUS: "503"', chart: SHALLOW_PROBES_CHART });
+  const { workflowId } = await start({ buildArgs: ', HEALTH_STATUS: "503"' });
   await approve(workflowId);
   const { type, status } = await outcomeOf(slipway, workflowId);
   console.log(`503 release: ${status.error}`);
