@@ -93,6 +93,11 @@ bash tools/router/build.sh "$BIN" "$(dirname "$BIN")/router/crds"
 # skipped when the pinned version is there). See docs/local-kubernetes.md.
 bash tools/prometheus/build.sh "$BIN"
 
+# GitOps environments (#13): Gitea 1.27.3 and Flux source-/kustomize-controller v1.9.6 from their Go modules, CRDs
+# from the same versions (first time: Gitea ~10 min and the controllers ~12 min of CPU; skipped when built). See docs/gitops.md.
+bash tools/gitea/build.sh "$BIN" "$(dirname "$BIN")/gitea-static"
+bash tools/flux/build.sh "$BIN" "$(dirname "$BIN")/flux/crds"
+
 # The workflow tier's time-skipping server: @temporalio/testing cannot download it here, so Maven fetches the Java
 # test server and its dependencies from Maven Central into ~/.cache/slipway/temporal-test-server, with a launcher
 # the tests pass as an existing executable (it takes the port, then extra arguments, as the SDK calls it).

@@ -13,6 +13,7 @@ import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernete
 import { ensureRealNodes, stopRealNodes } from './node';
 import { ensurePrometheus, stopPrometheus, type PrometheusEndpoint } from './prometheus';
 import { ensureRouter, stopRouters } from './router';
+import { ensureGitops, stopGitops, type GitopsEndpoint } from './flux';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
@@ -157,6 +158,7 @@ export interface Stack {
   registry: RegistryEndpoint;
   clusters: ClustersEndpoint;
   prometheus: PrometheusEndpoint;
+  gitops: GitopsEndpoint;
 }
 
 export async function stackUp(opts: { registryPort?: number } = {}): Promise<Stack> {
@@ -172,11 +174,15 @@ export async function stackUp(opts: { registryPort?: number } = {}): Promise<Sta
   for (const env of Object.keys(clusters.contexts)) await ensureRouter(env);
   // Prometheus 3 (its own build) discovers the real nodes' pods and scrapes them and the routers (client/stack/prometheus.ts).
   const prometheus = await ensurePrometheus({ kubeconfig: clusters.kubeconfig, contexts: clusters.contexts });
-  return { temporal, docker, registry, clusters, prometheus };
+  // GitOps environments: Gitea as the forge and Flux's source/kustomize controllers per cluster (docs/gitops.md).
+  const gitops = await ensureGitops({ kubeconfig: clusters.kubeconfig, clusters: Object.keys(clusters.contexts) });
+  return { temporal, docker, registry, clusters, prometheus, gitops };
 }
 
 export async function stackDown(): Promise<string[]> {
   const stopped: string[] = [];
+  // Flux first: its controllers would otherwise log the API servers' going away.
+  stopped.push(...(await stopGitops()));
   if (await stopPrometheus()) stopped.push('prometheus');
   stopped.push(...(await stopRouters()));
   stopped.push(...(await stopRealNodes()));
