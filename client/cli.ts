@@ -330,9 +330,10 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     .description('bring the local stack up, run the workers, and start a demo release of the sample service')
     .option('--version <semver>', 'demo release version', 'v1.0.2')
     .option('--no-release', 'only the stack and the workers')
+    .option('--regression <kind>', 'release the sample with a planted regression its canary should catch: errors (20 % 5xx) or latency (+120 ms)')
     .action(async (o) => {
       const { runDev } = await import('./worker-command');
-      await runDev({ config: globals().config, version: o.version, release: o.release });
+      await runDev({ config: globals().config, version: o.version, release: o.release, regression: o.regression });
     });
 
   return program;

@@ -1,7 +1,7 @@
 /** `slipway worker` and `slipway dev`: run workers against the configured (or embedded) stack. */
 import type { Worker } from '@temporalio/worker';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createBuilderWorkers } from '../workers/builder';
@@ -11,7 +11,11 @@ import { SlipwayClient } from './client';
 import { keyDirOf, loadConfig } from '../host/config';
 import { tokenTtlSecondsOf } from '../model/plan';
 import { localTokens } from './identity/tokens';
-import { renderStatus } from './render';
+import { parseDocument } from 'yaml';
+import { UsageError } from '../model/errors';
+import { renderCanaryInterval, renderStatus } from './render';
+import { routerPorts } from './stack/router';
+import type { ReleaseStatus } from '../model/types';
 import { stackUp, workerEnv, type Stack } from './stack';
 import { findBinary, stateDir } from './stack/process';
 
@@ -67,7 +71,45 @@ export async function runWorkers(opts: { role: string; config: string; address?:
   await Promise.all(workers.map((w) => w.run()));
 }
 
-export async function runDev(opts: { config: string; version: string; release: boolean }): Promise<void> {
+/** The planted regressions `slipway dev --regression` offers: a build arg of the sample service and its value. */
+export const DEV_REGRESSIONS = { errors: { ERROR_RATE: '0.2' }, latency: { LATENCY_MS: '120' } } as const;
+export type DevRegression = keyof typeof DEV_REGRESSIONS;
+
+/**
+ * The configuration the workers of a regression release plan from: slipway.yaml with the sample's build arg added
+ * (the workers plan every release from their own configuration, so this is how a build differs — as a second CI
+ * job with its own configuration would). Written 0600 under .slipway/, paths still resolve against the workspace.
+ */
+export function regressionConfig(configFile: string, kind: DevRegression): string {
+  const doc = parseDocument(readFileSync(configFile, 'utf8'));
+  for (const [arg, value] of Object.entries(DEV_REGRESSIONS[kind])) doc.setIn(['services', 'delivery', 'build', 'args', arg], value);
+  mkdirSync('.slipway', { recursive: true });
+  const file = join('.slipway', `dev-regression-${kind}.yaml`);
+  writeFileSync(file, `# slipway dev --regression ${kind}: ${configFile} with a planted regression. Generated; do not edit.\n${doc.toString()}`, { mode: 0o600 });
+  loadConfig(file); // refuses now, before any worker starts, if the result is not a valid configuration
+  return file;
+}
+
+/**
+ * A bounded load through production's Traefik while a release is in production (the sample's own `load` mode: at
+ * most `seconds`, stopped early when the release ends), so a canary there is judged on real requests.
+ */
+function startDevLoad(configFile: string, seconds: number): { stop: () => void } | undefined {
+  const bin = resolve('services/delivery/bin/delivery');
+  const hostnames = (loadConfig(configFile).services.delivery?.chart?.environments.prod as { route?: { hostnames?: string[] } } | undefined)?.route?.hostnames;
+  if (!existsSync(bin) || !hostnames?.length) return undefined;
+  const child = spawn(bin, ['load', '-url', `http://127.0.0.1:${routerPorts('prod').web}/api/deliveries`, '-header', `Host:${hostnames[0]}`, '-rps', '30', '-duration', `${seconds}s`, '-keepalive=false'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  log(`load: 30 requests/s through prod's Traefik (Host ${hostnames[0]}) for at most ${seconds}s`);
+  return { stop: () => void child.kill('SIGINT') };
+}
+
+export async function runDev(opts: { config: string; version: string; release: boolean; regression?: DevRegression }): Promise<void> {
+  if (opts.regression && !(opts.regression in DEV_REGRESSIONS)) throw new UsageError(`--regression: must be one of ${Object.keys(DEV_REGRESSIONS).join(', ')}, not "${opts.regression}"`);
+  const kind = opts.regression;
+  if (kind) {
+    opts = { ...opts, config: regressionConfig(opts.config, kind) };
+    log(`planted regression "${kind}" (${JSON.stringify(DEV_REGRESSIONS[kind])}): workers plan from ${opts.config}; the canary in production should fail and roll back`);
+  }
   log('bringing the local stack up …');
   const stack = await stackUp();
   adoptStackCredentials(opts.config, stack);
@@ -100,9 +142,21 @@ export async function runDev(opts: { config: string; version: string; release: b
     if (status.phase === 'awaiting-approval') {
       log(`approve in the UI (sign in as alice), or from another terminal:\n  slipway release approve ${started.workflowId} --as alice --comment "looks good"`);
     }
-    const final = await Promise.race([client.waitFor(started.workflowId, 'done'), running.then(() => undefined)]);
+    const load = startDevLoad(opts.config, 300);
+    const final = await Promise.race([client.waitFor(started.workflowId, 'done', { onStatus: canaryPrinter() }), running.then(() => undefined)]);
+    load?.stop();
     if (final) log(renderStatus(final.status));
   }
   log('workers keep running; Ctrl-C to stop');
   await stopped;
+}
+
+/** Prints each canary interval once, as it is judged. */
+function canaryPrinter(): (s: ReleaseStatus) => void {
+  let judged = 0;
+  return (s) => {
+    const intervals = s.canary?.intervals ?? [];
+    for (const i of intervals.slice(judged)) log(`  canary ${renderCanaryInterval(i)}`);
+    judged = intervals.length;
+  };
 }

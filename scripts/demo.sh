@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The demo: installs what it needs, brings the embedded local stack up (Temporal, Docker, registry, two local
-# Kubernetes clusters), runs the workers, and releases the sample service the way CI and an approver would — start
-# and wait for approval (built, scanned, pushed, deployed to QA, smoke-tested), approve from the CLI, wait for the
-# end (promoted, deployed to production) — then shows the registry's digests and the clusters' inventory.
+# Kubernetes clusters with a real node and a Traefik router each, Prometheus), runs the workers, and releases the
+# sample service the way CI and an approver would — start and wait for approval (built, scanned, pushed, deployed to
+# QA, smoke-tested), approve from the CLI, wait for the end (promoted, deployed to production's real node, smoke-tested
+# through the Service and the Gateway) — then shows the registry's digests and the clusters' inventory. It ends with a
+# second release that goes to production as a canary behind Traefik while a bounded load runs through the Gateway:
+# each interval's judge score and per-metric classification is printed, and the canary is promoted.
 # Leaves the stack running (`slipway stack down` stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +20,14 @@ slipway worker > .slipway/demo-worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT
 
-# A finished release cannot be released again under the same version: later runs get a fresh pre-release.
+# A finished release cannot be released again under the same version: later runs get fresh pre-releases.
 VERSION="${VERSION:-v1.0.2}"
-if slipway release status --service delivery --version "$VERSION" --json >/dev/null 2>&1; then
-  VERSION="v1.0.2-demo.$(date +%s)"
+CANARY_VERSION="${CANARY_VERSION:-v1.0.3}"
+if slipway release status --service delivery --version "$VERSION" --json >/dev/null 2>&1 ||
+  slipway release status --service delivery --version "$CANARY_VERSION" --json >/dev/null 2>&1; then
+  STAMP="$(date +%s)"
+  VERSION="v1.0.2-demo.$STAMP"
+  CANARY_VERSION="v1.0.3-demo.$STAMP"
 fi
 ID="release:delivery:$VERSION"
 
@@ -51,3 +58,23 @@ echo "== what runs where, read from the clusters' labels and annotations"
 slipway inventory
 echo "== Helm's own record in production"
 helm history delivery --kube-context kwok-slipway-prod --namespace delivery
+
+echo
+echo "== the next release goes to production as a canary behind Traefik, judged on real traffic"
+CANARY_ID="release:delivery:$CANARY_VERSION"
+slipway release start --service delivery --version "$CANARY_VERSION" --requester carol --wait-for approval --timeout 10m
+slipway release approve "$CANARY_ID" --as alice --comment "canary it"
+# Requests through prod's Traefik (loopback) for the whole canary: 30 a second, a new connection each (so every request
+# is routed anew), for at most 4 minutes — the sample's own bounded load mode, stopped below if the release ends first.
+services/delivery/bin/delivery load -url http://127.0.0.1:19290/api/deliveries -header Host:delivery.slipway.local \
+  -rps 30 -duration 240s -keepalive=false > .slipway/demo-load.log 2>&1 &
+LOAD=$!
+trap 'kill $WORKER $LOAD 2>/dev/null || true' EXIT
+echo "   (load: 30 requests/s through http://127.0.0.1:19290 with Host delivery.slipway.local)"
+slipway release wait "$CANARY_ID" --timeout 10m
+kill -INT $LOAD 2>/dev/null || true
+wait $LOAD 2>/dev/null || true
+echo "== the load generator's count (by version and status)"
+cat .slipway/demo-load.log
+echo "== production now: every request answered by $CANARY_VERSION"
+curl -sS -o /dev/null -D - -H 'Host: delivery.slipway.local' http://127.0.0.1:19290/api/deliveries | tr -d '\r' | grep -i '^x-delivery-version' || true

@@ -16,6 +16,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
@@ -339,7 +341,10 @@ func loadMain(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	r, err := runLoad(context.Background(), o)
+	// Interrupted (the demo stops it when the release ends), it stops sending and still prints what it counted.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	r, err := runLoad(ctx, o)
 	if err != nil {
 		fmt.Fprintln(stderr, "load:", err)
 		return 2
