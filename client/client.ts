@@ -4,7 +4,9 @@ import {
   Connection,
   WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
+  WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateStage,
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ErrorTypes } from '../model/errors';
@@ -29,6 +31,12 @@ export interface StartResult {
   /** True when a release with this id already existed and this call attached to it. */
   attached: boolean;
 }
+
+/** The Update a gitops release waits on for its pull request (the workflow re-reads the pull request itself). */
+export const GITOPS_PULL_REQUEST_UPDATE = 'gitopsPullRequestChanged';
+
+/** What became of a forge webhook's wake-up: sent, no such running release here, or refused by the workflow. */
+export type PullRequestNotice = { outcome: 'sent' } | { outcome: 'not-found' } | { outcome: 'refused'; message: string };
 
 export interface ReleaseSummary {
   workflowId: string;
@@ -102,6 +110,38 @@ export class SlipwayClient {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       const d = await this.handle(workflowId).describe();
       return { workflowId, runId: d.runId, attached: true };
+    }
+  }
+
+  /**
+   * Starts a release signed by an edge's own tokens (the UI's registry webhook, for its configured principal) rather
+   * than this client's; a release with this id already there is attached to, as for any start.
+   */
+  async startSigned(req: Omit<StartRequest, 'requesterToken'>, tokens: DecisionTokens): Promise<StartResult> {
+    const workflowId = releaseWorkflowId(req.service, req.version);
+    const requesterToken = await tokens.token({ sub: req.requester, rel: workflowId, act: 'start', src: startSource(req) });
+    return this.start({ ...req, requesterToken });
+  }
+
+  /**
+   * Wakes a gitops release waiting on a pull request (forge webhook). Only a running release on the trusted queue is
+   * told; the Update carries no state (the workflow re-reads the pull request), and `deliveryId` makes a forge's
+   * redelivery the same Update. Returns once the workflow accepted it, not when its handler finished.
+   */
+  async pullRequestChanged(workflowId: string, environment: string, number: number, deliveryId?: string): Promise<PullRequestNotice> {
+    try {
+      const d = await this.handle(workflowId).describe();
+      if (d.taskQueue !== this.taskQueue || d.status.name !== 'RUNNING') return { outcome: 'not-found' };
+      await this.handle(workflowId).startUpdate(GITOPS_PULL_REQUEST_UPDATE, {
+        args: [{ environment, number }],
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+        ...(deliveryId ? { updateId: `gitops-pr:${environment}:${number}:${deliveryId}`.slice(0, 255) } : {}),
+      });
+      return { outcome: 'sent' };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return { outcome: 'not-found' };
+      if (err instanceof WorkflowUpdateFailedError) return { outcome: 'refused', message: (err.cause as any)?.message ?? err.message };
+      throw err;
     }
   }
 

@@ -15,6 +15,7 @@ import { tokenTtlSecondsOf } from '../../model/plan';
 import { UsageError } from '../../model/errors';
 import { edgeTokens } from '../identity/tokens';
 import { registerTokenExchange } from './token-exchange';
+import { registerHooks, type HookOptions } from './hooks';
 
 /** The issuer name the UI signs decisions as (slipway.yaml identity.issuers must list it). */
 export const UI_ISSUER = 'ui';
@@ -37,6 +38,8 @@ export interface UiOptions {
   secret?: Buffer | SessionSecrets;
   /** How often the live release page re-reads the status. */
   pollMs?: number;
+  /** Forge and registry webhooks (hooks.ts): secrets' variable names, the registry hook's principal. */
+  hooks?: Partial<HookOptions>;
 }
 
 /** Users offered in local mode: configured ones, else everyone slipway.yaml names as an approver. */
@@ -270,6 +273,8 @@ export async function buildUiServer(opts: UiOptions): Promise<FastifyInstance> {
   const uiTokens = edgeTokens(keyDirOf(opts.config), UI_ISSUER, local ? 'local' : 'proxy', tokenTtlSecondsOf(opts.config));
   const decide = (id: string, decision: 'approve' | 'reject', req: ApprovalRequest) => opts.slipway.decide(id, decision, req, uiTokens);
   // CI pipelines exchange their OIDC identity token here for a decision token (slipway.yaml ui.oidc).
+  // Forge pull-request events and registry pushes: authenticated by their shared secrets, not by a session.
+  await registerHooks(app, { slipway: opts.slipway, config: opts.config, tokens: uiTokens, hooks: opts.hooks });
   if (opts.config.ui?.oidc.length) registerTokenExchange(app, { issuers: opts.config.ui.oidc, tokens: edgeTokens(keyDirOf(opts.config), UI_ISSUER, 'oidc', tokenTtlSecondsOf(opts.config)) });
 
   app.post('/releases/:id/decide', async (req, reply) => {
