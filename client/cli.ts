@@ -306,6 +306,29 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
       if (r.result !== 'Pass') throw new Exit(r.result === 'Fail' ? EXIT.failed : EXIT.rejected, undefined, '');
     });
 
+  program
+    .command('gitops')
+    .description('GitOps delivery tools')
+    .command('init')
+    .description('write an environment repository for a service: base/, overlays/<env>/, flux/<env>.yaml (never over existing files)')
+    .requiredOption('--service <name>', 'a service of slipway.yaml')
+    .requiredOption('--environments <list>', 'comma-separated environments of slipway.yaml, e.g. qa,prod')
+    .option('--dir <path>', 'where to write the layout (the repository\'s working tree)', '.')
+    .option('--repo-url <url>', 'the repository\'s URL as Flux clones it (default: a placeholder to edit)')
+    .option('--branch <name>', 'the branch Flux follows', 'main')
+    .action(async (o) => {
+      const { gitopsLayout, writeScaffold } = await import('./gitops-init');
+      const { stringify } = await import('yaml');
+      const environments = String(o.environments).split(',').map((e) => e.trim()).filter(Boolean);
+      const { files, delivery } = gitopsLayout(loadConfig(globals().config), { service: o.service, environments, repoUrl: o.repoUrl, branch: o.branch });
+      const written = writeScaffold(o.dir, files);
+      out(
+        { written, delivery },
+        `wrote ${written.length} files under ${resolve(o.dir)}:\n${written.map((w) => `  ${w}`).join('\n')}\n` +
+          `Each environment in slipway.yaml then needs its delivery section (and kubeContext/namespace), e.g.:\n${stringify(Object.fromEntries(Object.entries(delivery).map(([env, d]) => [env, { delivery: d }])), { lineWidth: 0 })}`,
+      );
+    });
+
   const stack = program.command('stack').description('the embedded local stack (Temporal dev server, Docker engine, registry, kwok clusters)');
   stack.command('up').action(async () => {
     const { stackUp } = await import('./stack');
