@@ -29,6 +29,41 @@ import type {
   ResolvedRelease,
 } from '../model/types';
 import type { ScanReport } from '../model/scan-policy';
+import type {
+  FluxApplied,
+  FluxWaitRequest,
+  PreparedChange,
+  PullRequest,
+  PullRequestStatus,
+  ReleaseChange,
+  RevertResult,
+} from './gitops/ports';
+import type { GitopsDelivery } from '../model/gitops';
+
+/** Every gitops activity names the delivery section it works on (repository, format, forge, token by variable name). */
+export interface GitopsApplyInput {
+  delivery: GitopsDelivery;
+  change: ReleaseChange;
+  to: 'direct' | 'branch';
+}
+export interface GitopsOpenPullRequestInput {
+  delivery: GitopsDelivery;
+  head: string;
+  title: string;
+  body: string;
+}
+export interface GitopsPullRequestInput {
+  delivery: GitopsDelivery;
+  number: number;
+  /** Merge only if the head is still this commit. */
+  sha?: string;
+}
+export interface GitopsRevertInput {
+  delivery: GitopsDelivery;
+  workflowId: string;
+  environment: string;
+  to: 'direct' | 'branch';
+}
 
 export interface SlipwayActivities {
   /** The release plan and the trusted decision-token keys, from the workers' own configuration. */
@@ -60,4 +95,23 @@ export interface SlipwayActivities {
   measureCanary(input: MeasureCanaryInput): Promise<CanaryMeasurement>;
   /** All traffic to stable, canary Deployment and Service deleted; idempotent. */
   removeCanary(input: RemoveCanaryInput): Promise<{ removed: boolean }>;
+}
+
+/**
+ * The GitOps delivery activities (issue #13), registered on the orchestrator beside SlipwayActivities; a separate
+ * interface so that workers and test doubles without GitOps need not implement them.
+ */
+export interface GitopsActivities {
+  /** GitOps: the release's change in the environment repository, pushed to the target branch or a release branch. */
+  gitopsApplyChange(input: GitopsApplyInput): Promise<PreparedChange>;
+  /** Opens the pull request from the release branch (or returns the one already open). */
+  gitopsOpenPullRequest(input: GitopsOpenPullRequestInput): Promise<PullRequest>;
+  /** The pull request's state and reviews as the forge says now (the workflow never trusts a webhook's payload). */
+  gitopsPullRequestStatus(input: GitopsPullRequestInput): Promise<PullRequestStatus>;
+  /** Merges the pull request (auto-merge); merged already → its state. */
+  gitopsMergePullRequest(input: GitopsPullRequestInput): Promise<PullRequestStatus>;
+  /** Reverts the release's change (directly or on a revert branch); `nothing` when it never landed. */
+  gitopsRevertChange(input: GitopsRevertInput): Promise<RevertResult>;
+  /** Asks Flux to reconcile and waits until the commit is applied (fails with Flux's reason). */
+  waitFluxApplied(input: FluxWaitRequest): Promise<FluxApplied>;
 }

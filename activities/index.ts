@@ -25,6 +25,8 @@ import { ScannerError, scannerFailure } from './scanner/trivy';
 export type { SlipwayActivities } from './contract';
 export { resolveInside } from './common';
 export { createChartActivities, createDeployActivities, releaseIsRunning } from './deploy';
+export { createGitopsActivities } from './gitops/activities';
+export { FluxController } from './flux/flux';
 
 export interface BuilderDeps {
   builder: ImageBuilder;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { judgeConfigSchema } from './canary';
 import { ROUTER_JUDGE, ROUTER_METRICS_TRAFFIC, routerQueries } from './canary-presets';
 import { durationSchema, parseDuration } from './duration';
+import { gitopsDeliverySchema } from './gitops';
 import { smokeConfigSchema } from './smoke';
 import {
   IDENTITY_RE,
@@ -264,6 +265,10 @@ export const canaryConfigSchema = z
   .transform((c) => ({ ...c, queries: c.queries ?? routerQueries(c.prometheus.stepSeconds), judge: c.judge ?? routerJudge() }));
 export type CanaryConfig = z.infer<typeof canaryConfigSchema>;
 
+const helmDeliverySchema = z.strictObject({ type: z.literal('helm') });
+export const deliveryConfigSchema = z.discriminatedUnion('type', [helmDeliverySchema, gitopsDeliverySchema], { error: 'type must be helm or gitops' });
+export type DeliveryConfig = z.infer<typeof deliveryConfigSchema>;
+
 export const environmentConfigSchema = z.strictObject({
   registry: nameSchema,
   /** Progressive delivery for this environment's deploys (needs kubeContext and a release already running there). */
@@ -279,6 +284,11 @@ export const environmentConfigSchema = z.strictObject({
   approval: approvalPolicySchema.optional(),
   /** The vulnerability policy an image must meet to land in (or be promoted into) this environment. */
   scan: scanPolicySchema.optional(),
+  /**
+   * How a release reaches the cluster: `helm` (the default: slipway installs the chart) or `gitops` (slipway commits
+   * the digest to an environment repository, by pull request or directly, and waits for Flux to apply it).
+   */
+  delivery: deliveryConfigSchema.optional(),
 });
 
 const buildArgName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'must be a build-arg name (letters, digits, _)');
@@ -452,6 +462,13 @@ export const slipwayConfigSchema = z
     });
     if (new Set(order).size !== order.length) ctx.addIssue({ code: 'custom', path: ['pipeline'], message: 'must not list an environment twice' });
     for (const [env, e] of Object.entries(cfg.environments)) {
+      if (e.delivery?.type === 'gitops') {
+        const at = ['environments', env, 'delivery'];
+        if (!e.kubeContext) ctx.addIssue({ code: 'custom', path: at, message: 'type gitops needs kubeContext and namespace (the cluster Flux applies to, where the smoke checks run)' });
+        if (!e.delivery.flux) ctx.addIssue({ code: 'custom', path: [...at, 'flux'], message: 'is required with type gitops: { namespace, gitRepository, kustomization } naming the Flux objects the release waits on' });
+        // Not yet: a canary's stable side is Helm's, which a gitops environment does not drive.
+        if (e.canary) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary'], message: 'is not supported with delivery type gitops yet (remove canary, or deliver with helm)' });
+      }
       if (e.canary && !e.kubeContext) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary'], message: 'needs kubeContext and namespace (a canary runs in a cluster)' });
       if (Boolean(e.kubeContext) !== Boolean(e.namespace)) {
         ctx.addIssue({ code: 'custom', path: ['environments', env, e.kubeContext ? 'namespace' : 'kubeContext'], message: 'kubeContext and namespace go together (where this environment deploys)' });

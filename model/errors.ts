@@ -48,6 +48,15 @@ export const ERROR_CATALOGUE = {
   ScannerTimeout: { type: 'ScannerTimeoutError', retryable: false, description: 'the scan did not finish within its timeout' },
   ScanReportInvalid: { type: 'ScanReportInvalidError', retryable: false, description: 'the scanner wrote a report Slipway cannot read' },
   ScannerFailed: { type: 'ScannerFailedError', retryable: true, description: 'the scanner exited with an error (the registry, the disk)' },
+  // GitOps delivery (issue #13): the environment repository, its forge, and Flux applying what was merged.
+  GitRepositoryUnavailable: { type: 'GitRepositoryUnavailableError', retryable: true, description: 'the environment repository or its forge did not answer, or answered 408/429/5xx' },
+  GitBranchMissing: { type: 'GitBranchMissingError', retryable: false, description: "the environment repository has no such branch (delivery.repository.branch)" },
+  GitopsEntryMissing: { type: 'GitopsEntryMissingError', retryable: false, description: 'the file at delivery.repository.path has no entry for the image (no images: entry, HelmRelease key or marker)' },
+  GitMergeConflict: { type: 'GitMergeConflictError', retryable: false, description: 'a revert or a pull request that cannot merge cleanly' },
+  ForgeAuth: { type: 'ForgeAuthError', retryable: false, description: 'the forge or the repository refused the token (401/403), or the workers have no token in forge.tokenEnv' },
+  ForgeRejected: { type: 'ForgeRejectedError', retryable: false, description: 'the forge or git refused a request for a reason retrying cannot change (another 4xx)' },
+  PullRequestClosed: { type: 'PullRequestClosedError', retryable: false, description: "the release's pull request was closed without being merged: the release is rejected" },
+  FluxApplyFailed: { type: 'FluxApplyFailedError', retryable: false, description: "Flux did not apply the release's commit (a failed reconcile, with Flux's reason, or not within the deploy timeout)" },
 } as const satisfies Record<string, ErrorSpec>;
 
 type Catalogue = typeof ERROR_CATALOGUE;

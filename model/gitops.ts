@@ -118,6 +118,18 @@ const forgeSchema = z.strictObject({
   apiUrl: urlSchema.optional(),
 });
 
+const kubeObjectName = z.string().regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'must be a Kubernetes object name (lower-case letters, digits, "-" and ".")');
+
+/** The Flux objects that apply this repository in the environment's cluster: the release waits on them. */
+export const fluxRefsSchema = z.strictObject({
+  namespace: kubeObjectName.default('flux-system'),
+  /** The GitRepository (source) of the environment repository: annotated to reconcile at once. */
+  gitRepository: kubeObjectName,
+  /** The Kustomization (or the one applying the HelmRelease) whose lastAppliedRevision must reach the commit. */
+  kustomization: kubeObjectName,
+});
+export type FluxRefs = z.infer<typeof fluxRefsSchema>;
+
 export const gitopsDeliverySchema = z
   .strictObject({
     type: z.literal('gitops'),
@@ -129,6 +141,8 @@ export const gitopsDeliverySchema = z
     format: formatSchema,
     merge: z.enum(MERGE_POLICIES, { error: `must be one of ${MERGE_POLICIES.join(', ')}` }),
     forge: forgeSchema,
+    /** Required in slipway.yaml's environments (model/config.ts says so); optional here for the adapters' own use. */
+    flux: fluxRefsSchema.optional(),
     /** The environment's approval rules may be met by the pull request's reviews instead of Slipway's approvals. */
     approvals: z
       .strictObject({

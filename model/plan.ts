@@ -18,7 +18,7 @@ import {
 import { asJudgeConfig } from './canary';
 import { normaliseIdentity } from './decision-token';
 import { UsageError } from './errors';
-import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type ReleaseInput } from './types';
+import { releaseInputSchema, type CanaryPlan, type DeployPlan, type EnvironmentPlan, type GitopsPlan, type ReleaseInput } from './types';
 import { parsePrincipal } from './identifiers';
 import { smokeCheckOf } from './smoke';
 
@@ -75,6 +75,22 @@ export function canaryPlanOf(c: CanaryConfig): CanaryPlan {
   };
 }
 
+/** A gitops environment's plan (the config's rules guarantee kubeContext, namespace and flux); else undefined. */
+function gitopsPlanOf(env: SlipwayConfig['environments'][string], service: string): GitopsPlan | undefined {
+  const d = env.delivery;
+  if (d?.type !== 'gitops' || !env.kubeContext || !env.namespace || !d.flux) return undefined;
+  const ms = (text: string) => parseDuration(text)!;
+  const target = { context: env.kubeContext, namespace: env.namespace };
+  return {
+    delivery: d,
+    flux: d.flux,
+    target,
+    timeoutMs: ms(env.deploy.timeout),
+    smoke: env.deploy.smoke.map((c) => smokeCheckOf(c, service, target.namespace)),
+    mergeTimeoutMs: ms(env.approval?.timeout ?? '72h'),
+  };
+}
+
 /** Checks the request against the schema and the configuration; returns the plan the workflow runs. */
 export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
   const r = startRequestSchema.safeParse(raw);
@@ -89,6 +105,7 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
     const reg = cfg.registries[env.registry];
     const a = env.approval;
     const principals = (a?.approvers ?? []).map(parsePrincipal);
+    const gitops = gitopsPlanOf(env, req.service);
     return {
       name,
       registry:
@@ -109,8 +126,9 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
           }
         : undefined,
       scan: env.scan ? scanPlanOf(env.scan) : undefined,
-      canary: env.canary && env.kubeContext && svc.chart ? canaryPlanOf(env.canary) : undefined,
-      deploy: env.kubeContext && env.namespace && svc.chart
+      canary: env.canary && env.kubeContext && svc.chart && !gitops ? canaryPlanOf(env.canary) : undefined,
+      ...(gitops ? { gitops } : {}),
+      deploy: env.kubeContext && env.namespace && svc.chart && !gitops
         ? { ...deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }), ...(svc.chart.imageValues ? { imageValues: svc.chart.imageValues } : {}) }
         : undefined,
     };

@@ -22,6 +22,7 @@ import {
   versionSchema,
 } from './config';
 import { SEVERITIES, type TrafficPlan } from './identifiers';
+import { fluxRefsSchema, gitopsDeliverySchema } from './gitops';
 
 export const registryRefSchema = z.strictObject({
   name: nameSchema,
@@ -87,6 +88,22 @@ export interface CanaryPlan {
 // The plan is built from a config that zod already checked (canaryConfigSchema); here only its shape is asserted.
 const canaryPlanSchema = z.custom<CanaryPlan>((v) => typeof v === 'object' && v !== null && Array.isArray((v as CanaryPlan).steps) && Array.isArray((v as CanaryPlan).queries));
 
+/**
+ * A gitops environment's delivery as the workflow runs it: the delivery section (tokens only by their environment
+ * variable's name), the Flux objects to wait on, the cluster and namespace, the smoke checks and the time budgets.
+ */
+export const gitopsPlanSchema = z.strictObject({
+  delivery: gitopsDeliverySchema,
+  flux: fluxRefsSchema,
+  target: kubeTargetSchema,
+  /** How long Flux may take to apply a commit (slipway.yaml deploy.timeout). */
+  timeoutMs: z.number().int().positive(),
+  smoke: z.array(smokeCheckSchema),
+  /** How long the release waits for its pull request to be merged (the approval timeout when there is one). */
+  mergeTimeoutMs: z.number().int().positive(),
+});
+export type GitopsPlan = z.infer<typeof gitopsPlanSchema>;
+
 export const environmentPlanSchema = z.strictObject({
   name: nameSchema,
   registry: registryRefSchema,
@@ -97,6 +114,8 @@ export const environmentPlanSchema = z.strictObject({
   deploy: deployPlanSchema.optional(),
   /** Present when deploys to this environment go through canary analysis. */
   canary: canaryPlanSchema.optional(),
+  /** Present when the release reaches this environment through its GitOps repository (then `deploy` is absent). */
+  gitops: gitopsPlanSchema.optional(),
 });
 export type EnvironmentPlan = z.infer<typeof environmentPlanSchema>;
 
@@ -184,6 +203,8 @@ export interface ReleaseStatus {
   canary?: CanaryStatus;
   /** By environment: the Helm revision this release deployed and the one it replaced (what a rollback returns to). */
   deployments?: Record<string, DeploymentRecord>;
+  /** By environment, for gitops delivery: the change, its pull request (URL, state, merge commit, merger) and Flux. */
+  gitops?: Record<string, GitopsRecord>;
   abort?: { reason: string; by: string; at: string; identity?: DecisionIdentity };
   error?: string;
   startedAt: string;
@@ -198,6 +219,20 @@ export interface DeploymentRecord {
   revision?: number;
   image: string;
   state: 'deploying' | 'canary' | 'deployed' | 'rolled-back' | 'rollback-skipped' | 'rollback-failed';
+}
+
+export interface GitopsRecord {
+  repository: string;
+  branch: string;
+  merge: 'direct' | 'pull-request' | 'auto-merge';
+  state: 'changing' | 'awaiting-merge' | 'merged' | 'applying' | 'applied' | 'reverting' | 'reverted' | 'revert-pull-request' | 'revert-failed';
+  /** The release's commit (on the target branch once landed; on the release branch while a pull request is open). */
+  commit?: string;
+  pullRequest?: { number: number; url: string; state: 'open' | 'merged' | 'closed'; mergeCommit?: string; mergedBy?: string; mergedAt?: string; approvedBy?: string[] };
+  /** The revision Flux applied (its own form, e.g. main@sha1:<commit>). */
+  appliedRevision?: string;
+  /** The revert of the release's change: its commit, or its pull request when the merge policy needs one. */
+  revert?: { commit?: string; pullRequest?: { number: number; url: string } };
 }
 
 export type ReleaseResult = ReleaseStatus;

@@ -2,7 +2,7 @@
 import { DefaultAzureCredential } from '@azure/identity';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createDeployActivities, createRegistryActivities, createScanActivities, releaseIsRunning } from '../activities';
+import { createDeployActivities, createGitopsActivities, createRegistryActivities, createScanActivities, FluxController, releaseIsRunning } from '../activities';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { KubeCluster } from '../activities/kubernetes/cluster';
 import { KubeCanary } from '../activities/kubernetes/canary';
@@ -62,6 +62,8 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
       // Helm and the Kubernetes API read the kubeconfig from this worker's environment (KUBECONFIG).
       ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster, credentials, holderActive: releaseIsRunning }),
       ...createCanaryActivities({ canaries: new KubeCanary(cluster), metrics: metricProviders(metricSources) }),
+      // GitOps delivery: tokens from this worker's environment (forge.tokenEnv), Flux through the same kubeconfig.
+      ...createGitopsActivities({ flux: new FluxController(cluster) }),
     },
   });
 }

@@ -13,3 +13,14 @@ export const canaryUpdate = defineUpdate<CanaryStatus, [CanaryActionRequest]>('c
  * `abort` signal stays for runs from before; on newer runs it is ignored unless it carries a valid token.
  */
 export const abortUpdate = defineUpdate<{ aborted: boolean }, [AbortRequest]>('abortRelease');
+
+/**
+ * A forge webhook says a release's pull request changed (merged, closed, reviewed). Only a nudge: the workflow
+ * re-reads the pull request from the forge and never trusts what the sender says. Refused (no event) unless the
+ * release is waiting for that pull request.
+ */
+export interface PullRequestChanged {
+  environment: string;
+  number: number;
+}
+export const gitopsPullRequestChangedUpdate = defineUpdate<{ accepted: boolean }, [PullRequestChanged]>('gitopsPullRequestChanged');

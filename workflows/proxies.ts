@@ -5,7 +5,7 @@
  * through `boundedProxy` (test/unit/retry-policy.test.ts fails on a `proxyActivities` call anywhere else).
  */
 import { proxyActivities, type ActivityOptions, type RetryPolicy } from '@temporalio/workflow';
-import type { SlipwayActivities } from '../activities/contract';
+import type { GitopsActivities, SlipwayActivities } from '../activities/contract';
 import { NON_RETRYABLE_ACTIVITY_ERRORS } from '../model/errors';
 import { BUILD_QUEUE } from '../model/queues';
 
@@ -60,6 +60,10 @@ export const activityOptions = {
     scheduleToCloseTimeout: 3 * (timeoutMs + 3 * MINUTE) + 2 * MINUTE,
     retry: attempts(3),
   }),
+  /** GitOps: a clone, a push or a forge call; an unreachable forge is retried a few times, then the release fails. */
+  gitops: { startToCloseTimeout: '5m', heartbeatTimeout: '30s', scheduleToCloseTimeout: '20m', retry: attempts(5) },
+  /** The wait for Flux: its own bound (deploy.timeout, at most FLUX_WAIT_MAX_MS) inside one attempt, a second for a lost worker. */
+  flux: { startToCloseTimeout: '60m', heartbeatTimeout: '30s', scheduleToCloseTimeout: '2h', retry: attempts(2) },
   /** The lock waits inside the activity; scheduleToClose bounds the whole wait, retries included. */
   lock: (busyTimeoutMs: number): BoundedActivityOptions => ({ heartbeatTimeout: '30s', scheduleToCloseTimeout: busyTimeoutMs + MINUTE, retry: attempts(10) }),
 } satisfies Record<string, BoundedActivityOptions | ((arg: never) => BoundedActivityOptions)>;
@@ -73,10 +77,10 @@ export function unboundedReason(options: ActivityOptions): string | undefined {
 }
 
 /** The only way workflows create activity proxies: refuses (at workflow start, deterministically) an unbounded one. */
-export function boundedProxy(options: BoundedActivityOptions) {
+export function boundedProxy<A extends object = SlipwayActivities>(options: BoundedActivityOptions) {
   const reason = unboundedReason(options);
   if (reason) throw new TypeError(`activity options ${JSON.stringify(options)}: ${reason}`);
-  return proxyActivities<SlipwayActivities>(options);
+  return proxyActivities<A>(options);
 }
 
 export const registryActs = boundedProxy(activityOptions.registry);
@@ -88,6 +92,10 @@ export const hostScanActs = (taskQueue: string) => boundedProxy(activityOptions.
 export const hostActs = (taskQueue: string) => boundedProxy(activityOptions.host(taskQueue));
 export const deployActs = (timeoutMs: number) => boundedProxy(activityOptions.deploy(timeoutMs));
 export const lockActs = (busyTimeoutMs: number) => boundedProxy(activityOptions.lock(busyTimeoutMs));
+export const gitopsActs = boundedProxy<GitopsActivities>(activityOptions.gitops);
+export const fluxActs = boundedProxy<GitopsActivities>(activityOptions.flux);
+/** The longest wait for Flux one attempt makes: inside the flux option set's start-to-close. */
+export const FLUX_WAIT_MAX_MS = 55 * MINUTE;
 
 /** Kept for callers that built their own policies from these. */
 export const scanRetry: RetryPolicy = activityOptions.registryScan.retry;

@@ -1,29 +1,28 @@
 /**
  * The GitOps adapters' failures, each named by what failed (`failure`) and for which repository, raised through
- * portError. The catalogue (model/errors.ts) has no Git rows yet, so each kind maps onto the closest existing type
- * with the right retryability; the kind and repository travel in the failure's details so a caller can tell them
- * apart. When the catalogue gains Git types, only GITOPS_FAILURE_TYPES changes.
+ * portError. Each kind maps onto the catalogue's Git rows (model/errors.ts), which set its retryability; the kind
+ * and repository also travel in the failure's details.
  */
 import { ErrorTypes, type ErrorType } from '../../model/errors';
 import { classifyNetwork, networkCode, portError } from '../errors';
 
 export const GITOPS_FAILURE_TYPES = {
   /** Network error, 408/429/5xx: the server may answer next time (retryable). */
-  unreachable: ErrorTypes.RegistryUnavailable,
+  unreachable: ErrorTypes.GitRepositoryUnavailable,
   /** The configured branch does not exist on the remote. */
-  'branch-missing': ErrorTypes.InvalidInput,
+  'branch-missing': ErrorTypes.GitBranchMissing,
   /** The repository, or the file at repository.path, does not exist. */
   'not-found': ErrorTypes.InvalidInput,
   /** The file exists but has no entry for the image (no images: entry, no HelmRelease key, no marker). */
-  'entry-missing': ErrorTypes.InvalidInput,
+  'entry-missing': ErrorTypes.GitopsEntryMissing,
   /** A revert or a pull request that cannot merge cleanly. */
-  'merge-conflict': ErrorTypes.StageFailed,
+  'merge-conflict': ErrorTypes.GitMergeConflict,
   /** 401/403: no token, a bad token, or a token without the rights this step needs. */
-  auth: ErrorTypes.RegistryAuth,
+  auth: ErrorTypes.ForgeAuth,
   /** A webhook whose signature (or basic auth) does not verify. */
   'bad-signature': ErrorTypes.Unauthenticated,
   /** Another 4xx, or git refusing the request for a reason retrying cannot change. */
-  rejected: ErrorTypes.StageFailed,
+  rejected: ErrorTypes.ForgeRejected,
 } as const satisfies Record<string, ErrorType>;
 
 export type GitopsFailure = keyof typeof GITOPS_FAILURE_TYPES;

@@ -132,3 +132,26 @@ export interface Forge {
   /** The pull request event in a verified delivery; undefined for events that are not about a pull request. */
   parseWebhook(headers: Record<string, string | undefined>, body: Buffer | string): WebhookEvent | undefined;
 }
+
+/** Where Flux runs and which of its objects apply the environment repository (slipway.yaml delivery.flux). */
+export interface FluxWaitRequest {
+  target: { context: string; namespace: string };
+  flux: { namespace: string; gitRepository: string; kustomization: string };
+  /** The commit on the target branch that must be applied (the release's, or its revert). */
+  commit: string;
+  timeoutMs: number;
+}
+
+export interface FluxApplied {
+  /** Flux's revision string for what it applied, e.g. main@sha1:<commit>. */
+  revision: string;
+  waitedMs: number;
+  /** The reconcile.fluxcd.io/requestedAt value written to ask for an immediate reconcile. */
+  requestedAt: string;
+}
+
+/** The controller that applies the environment repository to the cluster (Flux: activities/flux/flux.ts). */
+export interface GitOpsController {
+  /** Asks for a reconcile now, then waits until the commit is applied and ready; a failed apply fails with the controller's reason. */
+  waitApplied(req: FluxWaitRequest, beat: (details: Record<string, unknown>) => void, signal?: AbortSignal): Promise<FluxApplied>;
+}

@@ -168,7 +168,7 @@ describe('applyChange', () => {
     expect(await failed(repoFor(url, { branch: 'production' }).applyChange(change(), 'branch'))).toMatchObject({ failure: 'branch-missing', nonRetryable: true, message: `${url}: has no branch production` });
     expect(await failed(repoFor(url, { path: 'overlays/prod' }).applyChange(change(), 'branch'))).toMatchObject({ failure: 'not-found', message: `${url}: branch main has no file overlays/prod/kustomization.yaml` });
     const entry = await failed(repoFor(url).applyChange(change(), 'branch'));
-    expect(entry).toMatchObject({ failure: 'entry-missing', type: 'InvalidInputError' });
+    expect(entry).toMatchObject({ failure: 'entry-missing', type: 'GitopsEntryMissingError' });
     expect(entry.message).toContain(`${url}: overlays/qa/kustomization.yaml has no images: entry named delivery`);
     expect(refs()).toBe(before);
   });

@@ -12,6 +12,7 @@ import { listenForAbort } from './abort';
 import { ApprovalGate, Decisions } from './approval-gate';
 import { CanaryLoop, listenForCanaryActions } from './canary-loop';
 import { Deploys } from './deploys';
+import { GitopsDeliveries } from './gitops';
 import { Stages } from './stages';
 import { startRelease } from './start';
 import { messageOf, Release } from './status';
@@ -30,9 +31,10 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   const canary = new CanaryLoop(input, release);
   const deploys = new Deploys(input, release, canary);
   listenForCanaryActions(canary, input, release, decisions);
+  const gitops = new GitopsDeliveries(input, release).listen();
 
   try {
-    await pipeline.run(() => runStages(input, release, approvals, deploys));
+    await pipeline.run(() => runStages(input, release, approvals, deploys, gitops));
     await deploys.unlockAll();
     release.finish('succeeded');
     log.info('release succeeded', { digest: status.digest });
@@ -40,14 +42,20 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   } catch (err) {
     const abort = aborted();
     // Compensation: every environment this release touched goes back to the revision it found there.
-    release.note = await deploys.rollBackAll(abort ? `aborted by ${abort.by}: ${abort.reason}` : messageOf(err));
+    const why = abort ? `aborted by ${abort.by}: ${abort.reason}` : messageOf(err);
+    release.note = await deploys.rollBackAll(why);
+    // GitOps environments: their changes are reverted in the environment repository (runs without any: no-op).
+    const reverted = await gitops.rollBackAll(why);
+    if (reverted) release.note = release.note ? `${release.note}\n${reverted}` : reverted;
     await deploys.unlockAll();
     if (abort && isCancellation(err)) {
       release.finish('aborted', `aborted by ${abort.by}: ${abort.reason}`);
       throw ApplicationFailure.nonRetryable(status.error!, ErrorTypes.ReleaseAborted, status);
     }
-    if (err instanceof ApplicationFailure && (err.type === ErrorTypes.ApprovalRejected || err.type === ErrorTypes.ApprovalExpired)) {
-      release.finish(err.type === ErrorTypes.ApprovalRejected ? 'rejected' : 'expired', err.message);
+    // A gitops pull request closed unmerged is a rejection too (only gitops runs raise it).
+    const rejected = (t: string) => t === ErrorTypes.ApprovalRejected || t === ErrorTypes.PullRequestClosed;
+    if (err instanceof ApplicationFailure && (rejected(err.type ?? '') || err.type === ErrorTypes.ApprovalExpired)) {
+      release.finish(rejected(err.type ?? '') ? 'rejected' : 'expired', err.message);
       throw ApplicationFailure.nonRetryable(err.message, err.type, status);
     }
     // One vocabulary: a timed-out or exhausted step fails with its own type and says which bound it hit.
@@ -58,7 +66,7 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
 }
 
 /** The release process, stage by stage. */
-async function runStages(input: ReleaseInput, release: Release, approvals: ApprovalGate, deploys: Deploys): Promise<void> {
+async function runStages(input: ReleaseInput, release: Release, approvals: ApprovalGate, deploys: Deploys, gitops: GitopsDeliveries): Promise<void> {
   const stages = new Stages(input, release);
   const [first, ...later] = input.environments;
 
@@ -73,13 +81,17 @@ async function runStages(input: ReleaseInput, release: Release, approvals: Appro
   }
   if (deploys.any) await stages.chart(first);
   if (first.deploy) await deploys.deploy(first, later.length > 0);
+  else if (first.gitops) await gitops.deliver(first);
 
   let from = first;
   for (const env of later) {
-    if (env.approval) await approvals.wait(env);
+    // With approvals.fromReviews the pull request's reviews are the approval (checked at its merge).
+    if (env.approval && GitopsDeliveries.reviewsApprove(env)) release.end(`approval:${env.name}`, 'skipped', { note: "the pull request's approving reviews decide" });
+    else if (env.approval) await approvals.wait(env);
     if (env.scan) await stages.rescan(from, env);
     await stages.promote(from, env);
     from = env;
     if (env.deploy) await deploys.deploy(env, env !== later[later.length - 1]);
+    else if (env.gitops) await gitops.deliver(env);
   }
 }

@@ -39,6 +39,12 @@ export class Release {
     const first = input.environments[0];
     const deploys = input.environments.some((e) => e.deploy);
     const addDeploy = (env: EnvironmentPlan) => {
+      // GitOps: the change (and its pull request, and Flux) is the deploy stage; the smoke checks follow as usual.
+      if (env.gitops) {
+        add(`deploy:${env.name}`, 'deploy', env.name);
+        if (env.gitops.smoke.length) add(`smoke:${env.name}`, 'smoke', env.name);
+        return;
+      }
       if (!env.deploy) return;
       add(`deploy:${env.name}`, 'deploy', env.name);
       if (env.canary) add(`canary:${env.name}`, 'canary', env.name);
