@@ -31,7 +31,7 @@ export interface ScaffoldFile {
 export const FLUX_NAMESPACE = 'flux-system';
 const PLACEHOLDER_URL = 'https://git.example.com/team/environments.git';
 
-const yamlDoc = (comment: string, value: unknown) => `${comment.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n${stringify(value, { lineWidth: 0 })}`;
+const yamlDoc = (comment: string, value: unknown) => `${comment.split('\n').map((l) => `# ${l}`.trimEnd()).join('\n')}\n${stringify(value, { lineWidth: 0, aliasDuplicateObjects: false })}`;
 
 /** The image an environment runs: its registry host and prefix before the service's repository. */
 function environmentImage(config: SlipwayConfig, environment: string, repository: string): string {

@@ -37,7 +37,10 @@ test('writes base, one overlay and one Flux file per environment, all valid YAML
   const rel = written.map((p) => p.slice(dir.length + 1)).sort();
   expect(rel).toEqual(['base/deployment.yaml', 'base/kustomization.yaml', 'base/service.yaml', 'flux/prod.yaml', 'flux/qa.yaml', 'overlays/prod/kustomization.yaml', 'overlays/qa/kustomization.yaml']);
   for (const p of written) {
-    const docs = parseAllDocuments(readFileSync(p, 'utf8'));
+    const text = readFileSync(p, 'utf8');
+    // Plain YAML for people to edit: no anchors or aliases for the repeated labels.
+    expect(text).not.toMatch(/[&*]a\d/);
+    const docs = parseAllDocuments(text);
     expect(Array.isArray(docs) && docs.every((d) => d.errors.length === 0)).toBe(true);
   }
   const base = parse(readFileSync(join(dir, 'base/kustomization.yaml'), 'utf8'));
