@@ -115,10 +115,20 @@ export class SlipwayClient {
 
   /**
    * Starts a release signed by an edge's own tokens (the UI's registry webhook, for its configured principal) rather
-   * than this client's; a release with this id already there is attached to, as for any start.
+   * than this client's; a release with this id already there is attached to, as for any start (`attachToEnded`: also
+   * one that ended, failed or not).
    */
-  async startSigned(req: Omit<StartRequest, 'requesterToken'>, tokens: DecisionTokens): Promise<StartResult> {
+  async startSigned(req: Omit<StartRequest, 'requesterToken'>, tokens: DecisionTokens, opts: { attachToEnded?: boolean } = {}): Promise<StartResult> {
     const workflowId = releaseWorkflowId(req.service, req.version);
+    // A redelivered notification must not start a second run even after a failed one (a person may, with `release start`).
+    if (opts.attachToEnded) {
+      try {
+        const d = await this.handle(workflowId).describe();
+        return { workflowId, runId: d.runId, attached: true };
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    }
     const requesterToken = await tokens.token({ sub: req.requester, rel: workflowId, act: 'start', src: startSource(req) });
     return this.start({ ...req, requesterToken });
   }

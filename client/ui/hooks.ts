@@ -204,7 +204,7 @@ export async function registerHooks(app: FastifyInstance, opts: { slipway: HookC
         // One envelope may list the same push twice (manifest and tag events): one start per release.
         if (seen.has(`${m.service}:${m.version}`)) continue;
         seen.add(`${m.service}:${m.version}`);
-        const r = await opts.slipway.startSigned({ service: m.service, version: m.version, image: m.image, requester: o.registryPrincipal }, opts.tokens);
+        const r = await opts.slipway.startSigned({ service: m.service, version: m.version, image: m.image, requester: o.registryPrincipal }, opts.tokens, { attachToEnded: true });
         log(`registry hook: ${m.image} → ${r.workflowId}${r.attached ? ' (already started: attached)' : ''}`);
         started.push({ workflowId: r.workflowId, attached: r.attached });
       }

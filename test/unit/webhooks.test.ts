@@ -60,7 +60,9 @@ class FakeClient {
     this.updates.push({ workflowId, environment, number, ...(deliveryId ? { deliveryId } : {}) });
     return { outcome: 'sent' };
   }
-  async startSigned(req: Omit<StartRequest, 'requesterToken'>, tokens: DecisionTokens): Promise<StartResult> {
+  readonly startOptions: { attachToEnded?: boolean }[] = [];
+  async startSigned(req: Omit<StartRequest, 'requesterToken'>, tokens: DecisionTokens, opts: { attachToEnded?: boolean } = {}): Promise<StartResult> {
+    this.startOptions.push(opts);
     const workflowId = releaseWorkflowId(req.service, req.version);
     const token = await tokens.token({ sub: req.requester, rel: workflowId, act: 'start', src: `image:${req.image}` });
     this.starts.push({ ...req, token });
@@ -219,6 +221,8 @@ describe('registry webhook', () => {
     expect(readClaims(fake.starts[0].token)).toMatchObject({ iss: 'ui', sub: 'registry-webhook', rel: 'release:delivery:v1.0.3', act: 'start' });
     const again = await registry(distributionEnvelope('v1.0.3'));
     expect(again.json().started).toEqual([{ workflowId: 'release:delivery:v1.0.3', attached: true }]);
+    // Even a release that ended (failed) is attached to, not started again: a redelivery never makes a second run.
+    expect(fake.startOptions).toEqual([{ attachToEnded: true }, { attachToEnded: true }]);
   });
 
   test("ACR's payload starts the same way", async () => {
