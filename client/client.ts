@@ -10,7 +10,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { ErrorTypes } from '../model/errors';
-import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
+import { abortSignal, abortUpdate, approveUpdate, canaryUpdate, gitopsPullRequestChangedUpdate, rejectUpdate, statusQuery } from '../workflows/messages';
 import type { DecisionTokens } from './identity/tokens';
 import { readClaims, startSource } from '../model/decision-token';
 import { ORCHESTRATOR_QUEUE } from '../model/queues';
@@ -33,7 +33,7 @@ export interface StartResult {
 }
 
 /** The Update a gitops release waits on for its pull request (the workflow re-reads the pull request itself). */
-export const GITOPS_PULL_REQUEST_UPDATE = 'gitopsPullRequestChanged';
+export const GITOPS_PULL_REQUEST_UPDATE = gitopsPullRequestChangedUpdate.name;
 
 /** What became of a forge webhook's wake-up: sent, no such running release here, or refused by the workflow. */
 export type PullRequestNotice = { outcome: 'sent' } | { outcome: 'not-found' } | { outcome: 'refused'; message: string };
@@ -142,7 +142,7 @@ export class SlipwayClient {
     try {
       const d = await this.handle(workflowId).describe();
       if (d.taskQueue !== this.taskQueue || d.status.name !== 'RUNNING') return { outcome: 'not-found' };
-      await this.handle(workflowId).startUpdate(GITOPS_PULL_REQUEST_UPDATE, {
+      await this.handle(workflowId).startUpdate(gitopsPullRequestChangedUpdate, {
         args: [{ environment, number }],
         waitForStage: WorkflowUpdateStage.ACCEPTED,
         ...(deliveryId ? { updateId: `gitops-pr:${environment}:${number}:${deliveryId}`.slice(0, 255) } : {}),

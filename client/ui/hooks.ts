@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SlipwayConfig } from '../../model/config';
-import { gitopsDeliverySchema, repoCoordinates, type GitopsDelivery } from '../../model/gitops';
+import { repoCoordinates, type GitopsDelivery } from '../../model/gitops';
 import { isReleaseId, releaseWorkflowId } from '../../model/identifiers';
 import { NAME_RE, REPOSITORY_RE, versionProblem } from '../../model/rules';
 import { failureOf } from '../../activities/gitops/errors';
@@ -44,11 +44,10 @@ export const DEFAULT_HOOK_OPTIONS: HookOptions = {
 /** What the hooks need of the client: tests pass a fake that records calls. */
 export type HookClient = Pick<SlipwayClient, 'pullRequestChanged' | 'startSigned'>;
 
-/** An environment's gitops delivery section, when it has one (read loosely: the environment schema adds it). */
+/** An environment's gitops delivery section, when it has one. */
 export function gitopsDeliveryOf(config: SlipwayConfig, environment: string): GitopsDelivery | undefined {
-  const env = config.environments[environment] as { delivery?: unknown } | undefined;
-  const parsed = gitopsDeliverySchema.safeParse(env?.delivery);
-  return parsed.success ? parsed.data : undefined;
+  const delivery = config.environments[environment]?.delivery;
+  return delivery?.type === 'gitops' ? delivery : undefined;
 }
 
 /**

@@ -44,9 +44,9 @@ services:
   delivery: { build: { context: services/delivery } }
   delivery-api: { build: { context: services/delivery } }
 `);
-  // Delivery sections are attached as parsed values: the environment schema gains `delivery:` separately.
-  (cfg.environments.qa as { delivery?: unknown }).delivery = parseGitopsDelivery({ type: 'gitops', repository: { url: 'https://github.com/team/environments.git', path: 'overlays/qa' }, format: 'kustomize', merge: 'pull-request', forge: { type: 'github', tokenEnv: 'GH_TOKEN' } });
-  (cfg.environments.prod as { delivery?: unknown }).delivery = parseGitopsDelivery({ type: 'gitops', repository: { url: 'http://127.0.0.1:3000/slipway/env.git', path: 'overlays/prod' }, format: 'kustomize', merge: 'pull-request', forge: { type: 'gitea', tokenEnv: 'GITEA_TOKEN' } });
+  // Attached after parsing: slipway.yaml would also need kubeContext and flux objects, which the hooks do not read.
+  cfg.environments.qa.delivery = parseGitopsDelivery({ type: 'gitops', repository: { url: 'https://github.com/team/environments.git', path: 'overlays/qa' }, format: 'kustomize', merge: 'pull-request', forge: { type: 'github', tokenEnv: 'GH_TOKEN' } });
+  cfg.environments.prod.delivery = parseGitopsDelivery({ type: 'gitops', repository: { url: 'http://127.0.0.1:3000/slipway/env.git', path: 'overlays/prod' }, format: 'kustomize', merge: 'pull-request', forge: { type: 'gitea', tokenEnv: 'GITEA_TOKEN' } });
   return cfg;
 }
 
