@@ -18,6 +18,7 @@ export function renderStatus(s: ReleaseStatus): string {
   for (const [env, d] of Object.entries(s.deployments ?? {})) {
     lines.push(`  ${env}: helm ${d.release} in ${d.context}/${d.namespace} revision ${d.revision ?? '?'} (was ${d.previousRevision || 'not installed'}) — ${d.state}`);
   }
+  for (const [env, g] of Object.entries(s.gitops ?? {})) lines.push(`  ${env}: gitops ${g.repository} (${g.branch}, ${g.merge}) — ${g.state}${g.pullRequest ? ` — pull request ${g.pullRequest.url} ${g.pullRequest.state}${g.pullRequest.mergedBy ? ` by ${g.pullRequest.mergedBy}` : ''}` : ''}${g.commit ? ` — commit ${g.commit.slice(0, 12)}` : ''}`);
   if (s.canary) {
     const c = s.canary;
     lines.push(`canary in ${c.environment}: ${c.state} at step ${c.step}, weight ${c.weight} %${c.decision ? ` — ${c.decision.action} by ${c.decision.by}${c.decision.reason ? `: ${c.decision.reason}` : ''}` : ''}`);
