@@ -50,6 +50,14 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
       return [];
     }
   };
+  // Where a gitops token may go is this worker's slipway.yaml's say too (an unreadable one allows none).
+  const gitopsDeliveries = () => {
+    try {
+      return Object.values(loadConfig(configFile).environments).flatMap((e) => (e.delivery?.type === 'gitops' ? [e.delivery] : []));
+    } catch {
+      return [];
+    }
+  };
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace,
@@ -63,7 +71,7 @@ export async function createOrchestratorWorker(opts: OrchestratorOptions): Promi
       ...createDeployActivities({ deployer: new HelmDeployer(helmOptionsFromEnv()), cluster, credentials, holderActive: releaseIsRunning }),
       ...createCanaryActivities({ canaries: new KubeCanary(cluster), metrics: metricProviders(metricSources) }),
       // GitOps delivery: tokens from this worker's environment (forge.tokenEnv), Flux through the same kubeconfig.
-      ...createGitopsActivities({ flux: new FluxController(cluster) }),
+      ...createGitopsActivities({ flux: new FluxController(cluster), configured: gitopsDeliveries }),
     },
   });
 }

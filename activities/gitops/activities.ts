@@ -6,7 +6,9 @@
 import { z } from 'zod';
 import { digestSchema, nameSchema, kubeContextSchema } from '../../model/config';
 import { fluxRefsSchema, gitopsDeliverySchema, type GitopsDelivery } from '../../model/gitops';
+import { ErrorTypes } from '../../model/errors';
 import { check, heartbeat, signal } from '../common';
+import { portError } from '../errors';
 import type { GitopsActivities } from '../contract';
 import { gitopsAdapters } from './index';
 import type { EnvironmentRepository, Forge, GitOpsController } from './ports';
@@ -17,7 +19,15 @@ export interface GitopsDeps {
   flux: GitOpsController;
   /** How often a long git or forge call heartbeats. */
   beatMs?: number;
+  /**
+   * The gitops delivery sections of the workers' own slipway.yaml. Given, an input naming any other repository,
+   * forge or token variable is refused: an activity input cannot send the workers' token somewhere else.
+   */
+  configured?: () => GitopsDelivery[];
 }
+
+/** The fields that decide where a token goes. */
+const destination = (d: GitopsDelivery) => JSON.stringify([d.repository.url, d.forge.type, d.forge.tokenEnv, d.forge.apiUrl ?? null]);
 
 const workflowIdSchema = z.string().min(1).max(255);
 const changeSchema = z.strictObject({ workflowId: workflowIdSchema, environment: nameSchema, service: nameSchema, version: z.string().min(1).max(128), repository: z.string().min(1).max(512), digest: digestSchema });
@@ -33,7 +43,13 @@ const fluxSchema = z.strictObject({
 });
 
 export function createGitopsActivities(deps: GitopsDeps): GitopsActivities {
-  const adapters = deps.adapters ?? ((d: GitopsDelivery) => gitopsAdapters(d));
+  const make = deps.adapters ?? ((d: GitopsDelivery) => gitopsAdapters(d));
+  const adapters = (d: GitopsDelivery) => {
+    if (deps.configured && !deps.configured().some((c) => destination(c) === destination(d))) {
+      throw portError(ErrorTypes.InvalidInput, `delivery: ${d.repository.url} with ${d.forge.type} and ${d.forge.tokenEnv} is not a gitops delivery of the workers' slipway.yaml: its token is not used for it`);
+    }
+    return make(d);
+  };
   /** Git clones and forge calls do not report progress: a timer shows the worker is alive while one runs. */
   const beating = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     heartbeat({ step: what });

@@ -115,3 +115,32 @@ describe('Flux: when is a commit applied', () => {
     await expect(stuck.waitApplied({ ...req, timeoutMs: 30 }, () => undefined)).rejects.toMatchObject({ type: 'FluxApplyFailedError', message: expect.stringContaining('did not apply') });
   });
 });
+
+describe('gitops activities', () => {
+  const { createGitopsActivities } = require('../../activities/gitops/activities') as typeof import('../../activities/gitops/activities');
+  const delivery = parseConfig(config(`    kubeContext: kind-prod\n    namespace: web${GITOPS}`)).environments.prod.delivery as import('../../model/gitops').GitopsDelivery;
+  const change = { workflowId: 'release:delivery:v1.0.0', environment: 'prod', service: 'delivery', version: 'v1.0.0', repository: '127.0.0.1:5000/prod/delivery', digest: `sha256:${'f'.repeat(64)}` };
+  const seen: string[] = [];
+  const acts = createGitopsActivities({
+    flux: { waitApplied: async () => ({ revision: 'r', waitedMs: 0, requestedAt: '' }) },
+    configured: () => [delivery],
+    adapters: (d) => ({
+      repository: { applyChange: async (c, to) => (seen.push(`${d.repository.url} ${c.environment} ${to}`), { state: 'branch', branch: 'b', commit: 'c'.repeat(40), base: 'd'.repeat(40), reused: false }) } as never,
+      forge: {} as never,
+    }),
+  });
+
+  test('a delivery of the workers’ slipway.yaml is used; any other repository or token variable is refused before any adapter runs', async () => {
+    await expect(acts.gitopsApplyChange({ delivery, change, to: 'branch' })).resolves.toMatchObject({ state: 'branch' });
+    expect(seen).toEqual(['https://git.example.com/team/env-prod.git prod branch']);
+    const elsewhere = { ...delivery, repository: { ...delivery.repository, url: 'https://evil.example.com/team/env-prod.git' } };
+    await expect(acts.gitopsApplyChange({ delivery: elsewhere, change, to: 'branch' })).rejects.toMatchObject({ type: 'InvalidInputError', message: expect.stringContaining("is not a gitops delivery of the workers' slipway.yaml") });
+    const otherToken = { ...delivery, forge: { ...delivery.forge, tokenEnv: 'AWS_SECRET_ACCESS_KEY' } };
+    await expect(acts.gitopsApplyChange({ delivery: otherToken, change, to: 'branch' })).rejects.toMatchObject({ type: 'InvalidInputError' });
+    expect(seen).toHaveLength(1);
+  });
+
+  test('inputs are checked at the boundary', async () => {
+    await expect(acts.gitopsApplyChange({ delivery, change: { ...change, digest: 'latest' }, to: 'branch' })).rejects.toMatchObject({ type: 'InvalidInputError', message: expect.stringContaining('input.change.digest') });
+  });
+});
