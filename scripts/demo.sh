@@ -16,7 +16,8 @@ slipway() { node dist/client/cli.js "$@"; }
 slipway stack up
 export KUBECONFIG="${KUBECONFIG:-${SLIPWAY_HOME:-$HOME/.cache/slipway}/kwok/kubeconfig}"
 mkdir -p .slipway
-slipway worker > .slipway/demo-worker.log 2>&1 &
+# Not through the slipway function: a backgrounded function is a subshell, and killing it would leave node running.
+node dist/client/cli.js worker > .slipway/demo-worker.log 2>&1 &
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null || true' EXIT
 

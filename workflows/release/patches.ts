@@ -17,3 +17,8 @@ export const CANARY_SCOPE_PATCH = 'canary-action-scope';
  * interval count); runs from before measured the whole analysis range at every interval.
  */
 export const CANARY_INCREMENTAL_PATCH = 'canary-incremental-measure';
+/**
+ * A start token is bound to what is released (image, commit or checkout: its `src` claim). Runs started before
+ * carry tokens without it and replay verifying the rest of the token, as they ran.
+ */
+export const START_TOKEN_SOURCE_PATCH = 'start-token-source';

@@ -12,7 +12,7 @@ import type { ReleaseInput, ReleaseStatus, ResolvedRelease, StageStatus, StartRe
 import { statusQuery } from '../messages';
 import { planActs } from '../plan-proxy';
 import { identityOf } from './approval-gate';
-import { SIGNED_DECISIONS_PATCH } from './patches';
+import { SIGNED_DECISIONS_PATCH, START_TOKEN_SOURCE_PATCH } from './patches';
 import { iso, messageOf, type Resolved } from './status';
 
 export interface Started {
@@ -55,7 +55,8 @@ async function resolveStart(raw: unknown): Promise<Required<Started>> {
     throw fail(`the workers' configuration refuses this release: ${messageOf(err)}`, (err as any)?.cause?.type ?? ErrorTypes.PlanRefused);
   }
   // Bound to what is released, and judged as of the run's start: a slow queue must not expire a valid request.
-  const v = verifyDecisionToken(req.requesterToken, planned.trust, { act: 'start', rel: workflowInfo().workflowId, src: startSource(req) }, workflowInfo().runStartTime.getTime(), new Set());
+  const src = patched(START_TOKEN_SOURCE_PATCH) ? startSource(req) : undefined;
+  const v = verifyDecisionToken(req.requesterToken, planned.trust, { act: 'start', rel: workflowInfo().workflowId, ...(src ? { src } : {}) }, workflowInfo().runStartTime.getTime(), new Set());
   if (!v.ok) throw fail(`requester not verified: ${v.reason}`, ErrorTypes.Unauthenticated);
   if (v.claims.sub !== planned.plan.requester) throw fail(`requester not verified: the token is ${v.claims.sub}'s, the request names ${planned.plan.requester}`, ErrorTypes.Unauthenticated);
   const requesterIdentity = identityOf(v.claims, planned.trust);
