@@ -125,7 +125,7 @@ describe('gitops activities', () => {
     flux: { waitApplied: async () => ({ revision: 'r', waitedMs: 0, requestedAt: '' }) },
     configured: () => [delivery],
     adapters: (d) => ({
-      repository: { applyChange: async (c, to) => (seen.push(`${d.repository.url} ${c.environment} ${to}`), { state: 'branch', branch: 'b', commit: 'c'.repeat(40), base: 'd'.repeat(40), reused: false }) } as never,
+      repository: { applyChange: async (c: { environment: string }, to: string) => (seen.push(`${d.repository.url} ${c.environment} ${to}`), { state: 'branch', branch: 'b', commit: 'c'.repeat(40), base: 'd'.repeat(40), reused: false }) } as never,
       forge: {} as never,
     }),
   });

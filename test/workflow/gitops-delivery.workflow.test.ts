@@ -25,6 +25,8 @@ const PR_URL = 'https://git.example.com/team/env-prod/pulls/7';
 const calls: string[] = [];
 let prState: 'open' | 'merged' | 'closed' = 'open';
 let fluxFailsFor: string | undefined;
+/** Who has approved the open pull request so far. */
+let reviewers: string[] = [];
 
 const pr = (): PullRequestStatus => ({
   number: 7,
@@ -35,7 +37,7 @@ const pr = (): PullRequestStatus => ({
   base: 'main',
   ...(prState === 'merged' ? { mergeCommit: MERGE_COMMIT, mergedBy: 'alice', mergedAt: '2026-12-01T08:00:00Z' } : {}),
   reviews: [],
-  approvedBy: prState === 'merged' ? ['bob'] : [],
+  approvedBy: prState === 'merged' ? ['bob'] : reviewers,
 });
 
 const gitops: GitopsActivities = {
@@ -85,7 +87,7 @@ const acts: SlipwayActivities & GitopsActivities = {
   },
 };
 
-export const gitopsConfigText = (prodMerge: 'pull-request' | 'auto-merge') => `
+export const gitopsConfigText = (prodMerge: 'pull-request' | 'auto-merge', reviews = false) => `
 registries:
   dev: { type: oci, url: "127.0.0.1:5000", insecure: true }
 environments:
@@ -114,7 +116,7 @@ environments:
       merge: ${prodMerge}
       forge: { type: gitea, tokenEnv: GITEA_TOKEN }
       flux: { gitRepository: env-prod, kustomization: delivery }
-identity: { issuers: [ { name: ui } ], local: true }
+${reviews ? '      approvals: { fromReviews: true, count: 1 }\n    approval: { approvers: [alice] }\n' : ''}identity: { issuers: [ { name: ui } ], local: true }
 services:
   delivery:
     build: { context: services/delivery, args: { VERSION: test } }
@@ -131,9 +133,10 @@ beforeEach(() => {
   calls.length = 0;
   prState = 'open';
   fluxFailsFor = undefined;
+  reviewers = [];
 });
 
-const input = (merge: 'pull-request' | 'auto-merge' = 'pull-request') => planRelease(parseConfig(gitopsConfigText(merge)), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
+const input = (merge: 'pull-request' | 'auto-merge' = 'pull-request', reviews = false) => planRelease(parseConfig(gitopsConfigText(merge, reviews)), { service: 'delivery', version: uniqueVersion(), requester: 'ci-bot' });
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -182,6 +185,7 @@ test('QA commits directly and waits for Flux; prod opens a pull request, whose m
   expect(s.gitops?.qa).toMatchObject({ state: 'applied', commit: QA_COMMIT, appliedRevision: `main@sha1:${QA_COMMIT}` });
   expect(s.gitops?.prod).toMatchObject({ state: 'applied', commit: MERGE_COMMIT, pullRequest: { state: 'merged', mergeCommit: MERGE_COMMIT, mergedBy: 'alice', approvedBy: ['bob'] } });
   expect(s.stages.find((x) => x.id === 'deploy:prod')).toMatchObject({ state: 'succeeded', result: { pullRequest: PR_URL, mergedBy: 'alice', mergeCommit: MERGE_COMMIT, applied: `main@sha1:${MERGE_COMMIT}` } });
+  expect(s.approvals).toEqual([{ environment: 'prod', approver: 'alice', decision: 'approved', comment: `merged ${PR_URL} as ${MERGE_COMMIT}`, at: expect.any(String) }]);
 });
 
 test('without a webhook, the poll finds the merge', async () => {
@@ -199,6 +203,19 @@ test('auto-merge merges the open pull request (guarded by its head commit) and w
   const out = await outcomeOf(slipway, workflowId);
   expect(out.status.phase).toBe('succeeded');
   expect(calls.slice(3)).toEqual(['apply:prod:branch', 'open:slipway/prod/release', 'status:7:open', 'merge:7:b', 'flux:wf:d', 'smoke:prod:rollout']);
+});
+
+test('approvals from reviews: no Slipway gate; auto-merge waits for an approving review, which is recorded with the merge', async () => {
+  const { workflowId } = await slipway.start(input('auto-merge', true));
+  await awaitingMerge(workflowId);
+  expect(calls).not.toContain('merge:7:b');
+  reviewers = ['bob'];
+  await nudge(workflowId, 'prod', 7);
+  const out = await outcomeOf(slipway, workflowId);
+  expect(out.status.phase).toBe('succeeded');
+  expect(calls.filter((c) => c.startsWith('status:') || c.startsWith('merge:'))).toEqual(['status:7:open', 'status:7:open', 'merge:7:b']);
+  expect(out.status.stages.find((x) => x.id === 'approval:prod')).toMatchObject({ state: 'skipped', result: { note: "the pull request's approving reviews decide" } });
+  expect(out.status.approvals.map((a) => `${a.approver}: ${a.comment}`)).toEqual([`bob: approving review on ${PR_URL}`, `alice: merged ${PR_URL} as ${MERGE_COMMIT}`]);
 });
 
 test('a pull request closed without a merge rejects the release, and QA’s commit is reverted and applied', async () => {

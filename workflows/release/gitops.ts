@@ -88,6 +88,11 @@ export class GitopsDeliveries {
         this.release.stage(id).state = 'running';
         commit = merged.mergeCommit ?? prepared.commit!;
         record.state = 'merged';
+        // The merge is the environment's decision (and, with approvals.fromReviews, so are the approving reviews).
+        const at = iso();
+        const reviewers = d.approvals ? merged.approvedBy : [];
+        for (const r of reviewers) status.approvals.push({ environment: env.name, approver: r, decision: 'approved', comment: `approving review on ${merged.url}`, at });
+        status.approvals.push({ environment: env.name, approver: merged.mergedBy ?? 'unknown', decision: 'approved', comment: `merged ${merged.url} as ${commit}`, at });
         decision = { pullRequest: merged.url, mergedBy: merged.mergedBy, mergeCommit: commit, approvedBy: merged.approvedBy };
       }
       record.commit = commit;
