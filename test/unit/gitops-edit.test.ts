@@ -65,7 +65,7 @@ describe('kustomize', () => {
 
   test('no matching images: entry → entry-missing, naming repository, file and image', () => {
     const r = refusal(() => editFile(format({ type: 'kustomize', imageName: 'payments' }), KUSTOMIZATION.replace(`newName: ${REPO}`, 'newName: other'), { repository: REPO, digest: D2 }, where));
-    expect(r).toMatchObject({ failure: 'entry-missing', type: 'InvalidInputError' });
+    expect(r).toMatchObject({ failure: 'entry-missing', type: 'GitopsEntryMissingError' });
     expect(r.message).toMatch(/^http:\/\/127\.0\.0\.1:19300\/slipway\/environments\.git: overlays\/prod\/kustomization\.yaml has no images: entry named payments/);
     expect(refusal(() => editFile(f, 'resources: [base]\n', { repository: REPO, digest: D2 }, where)).failure).toBe('entry-missing');
   });
