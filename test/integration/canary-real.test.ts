@@ -1,23 +1,18 @@
 /**
  * A canary judged on real traffic (issue #12): the releases' pods run on the production cluster's real node, Traefik
  * routes the sample chart's HTTPRoute by the weights slipway's Gateway API adapter sets, and the canaries are judged
- * on the DEFAULT metrics — the router's per-service error ratio and p99 latency (model/canary-presets.ts), which a
- * Prometheus started here scrapes from prod's Traefik. It also discovers the pods through the API server
- * (http_sd_configs served from the pod list: Debian's Prometheus lacks kubernetes_sd_configs) and scrapes their own
- * /metrics by pod IP, labelled track=baseline|canary from the pods' `track` label. Load is a bounded loop through
+ * on the DEFAULT metrics — the router's per-service error ratio and p99 latency (model/canary-presets.ts), which the
+ * stack's Prometheus (client/stack/prometheus.ts) scrapes from prod's Traefik. That Prometheus also discovers the
+ * pods through kubernetes_sd_configs and scrapes their own /metrics by pod IP, labelled track=baseline|canary from
+ * the pods' `track` label. Load is a bounded loop through
  * Traefik's web entrypoint on 127.0.0.1 (issue #12's network rule: loopback and the stack's own pod addresses only).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { Connection } from '@temporalio/client';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { request } from 'node:http';
 import type { SlipwayClient } from '../../client/client';
 import { parseConfig, planRelease } from '../../model/plan';
 import { k8s } from '../../activities/kubernetes/client';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
-import { findBinary, portOpen, waitFor } from '../../client/stack/process';
 import { ensureRealNode, REAL_NODE_PLACEMENT } from '../../client/stack/node';
 import { ensureRouter, routerPorts } from '../../client/stack/router';
 import type { ReleaseStatus } from '../../model/types';
@@ -37,10 +32,7 @@ import { testStack } from '../setup/stack-info';
  */
 const NS = 'slipway-canary-real';
 const stack = testStack();
-const PROM_PORT = 19095;
-const SD_PORT = 19096;
 const WEB = routerPorts('prod').web;
-const ROUTER_METRICS_PORT = routerPorts('prod').metrics;
 const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
 const ns = uniqueNamespace('canary-real');
 const HOST = `${ns}.slipway.test`;
@@ -54,8 +46,6 @@ const LOAD_CAP_MS = 480_000;
 
 let slipway: SlipwayClient;
 let harness: Harness;
-let prometheus: ChildProcess | undefined;
-let sd: Server | undefined;
 
 interface Answer {
   at: number;
@@ -88,7 +78,7 @@ const prodValues = JSON.stringify({
 });
 
 // No queries, no judge: the default (router) metrics.
-const CANARY = `{ traffic: { type: gateway-api, route: delivery }, prometheus: { url: "http://127.0.0.1:${PROM_PORT}", stepSeconds: 1 }, steps: ${STEPS}, decisionTimeout: 20s }`;
+const CANARY = `{ traffic: { type: gateway-api, route: delivery }, prometheus: { url: "${stack.prometheus.url}", stepSeconds: 1 }, steps: ${STEPS}, decisionTimeout: 20s }`;
 
 /**
  * The release's build args: a 5 ms handler (the sample's own work takes microseconds, which scheduler noise on 2
@@ -150,36 +140,6 @@ beforeAll(async () => {
   // The prod cluster's Traefik, as `stack up` starts it (reused when already running).
   await ensureRouter('prod', { kubeconfig: stack.kubeconfig, context: stack.contexts.prod });
 
-  const dir = mkdtempSync(join(tmpdir(), 'slipway-canary-real-'));
-  sd = createServer((_req, res) => {
-    podTargets()
-      .then((targets) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(targets)))
-      .catch((err) => res.writeHead(500).end(String(err)));
-  });
-  await new Promise<void>((r) => sd!.listen(SD_PORT, '127.0.0.1', r));
-  // Pods of this test's namespace that ask to be scraped, at their pod IP; track from the pod label (stable → baseline).
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    `global: { scrape_interval: 1s, evaluation_interval: 1s }
-scrape_configs:
-  - job_name: delivery
-    http_sd_configs:
-      - { url: "http://127.0.0.1:${SD_PORT}/pods", refresh_interval: 1s }
-    relabel_configs:
-      - { source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep }
-      - { source_labels: [__meta_kubernetes_pod_phase], regex: Running, action: keep }
-      - { source_labels: [__meta_kubernetes_pod_ip, __meta_kubernetes_pod_annotation_prometheus_io_port], regex: "(.+);(.+)", replacement: "$1:$2", target_label: __address__ }
-      - { source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path], regex: "(.+)", target_label: __metrics_path__ }
-      - { source_labels: [__meta_kubernetes_pod_label_track], regex: stable, replacement: baseline, target_label: track }
-      - { source_labels: [__meta_kubernetes_pod_label_track], regex: canary, replacement: canary, target_label: track }
-      - { source_labels: [__meta_kubernetes_pod_name], target_label: pod }
-  # prod's Traefik: its per-service metrics are what the canaries are judged on.
-  - job_name: traefik
-    static_configs: [ { targets: ["127.0.0.1:${ROUTER_METRICS_PORT}"] } ]
-`,
-  );
-  prometheus = spawn(findBinary('prometheus')!, [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${PROM_PORT}`], { stdio: 'ignore' });
-  await waitFor('prometheus', () => portOpen(PROM_PORT), 30_000);
   // ~60-80 requests/s through Traefik (16 every 200 ms plus their answers) until the tests end or the cap, whichever is first.
   const until = Date.now() + LOAD_CAP_MS;
   load = (async () => {
@@ -193,38 +153,15 @@ scrape_configs:
 afterAll(async () => {
   loading = false;
   await load;
-  prometheus?.kill('SIGKILL');
-  sd?.close();
   await kube().cluster.api(stack.contexts.prod, k8s.CoreV1Api).deleteNamespace({ name: ns }).catch(() => undefined);
   await harness?.stop();
 });
-
-/**
- * Pod discovery from the API server for Prometheus's http_sd_configs. Debian's Prometheus (2.42+ds) is built without
- * kubernetes_sd_configs, so this serves what that discovery would (role: pod, this namespace): each pod's IP and
- * container port with the same `__meta_kubernetes_pod_*` labels, and the relabelling below is kubernetes_sd's.
- */
-async function podTargets() {
-  const pods = await kube().cluster.api(stack.contexts.prod, k8s.CoreV1Api).listNamespacedPod({ namespace: ns });
-  return pods.items
-    .filter((p) => p.status?.podIP)
-    .map((p) => ({
-      targets: [`${p.status!.podIP}:${p.spec?.containers[0]?.ports?.[0]?.containerPort ?? 8080}`],
-      labels: {
-        __meta_kubernetes_pod_name: p.metadata!.name!,
-        __meta_kubernetes_pod_ip: p.status!.podIP!,
-        __meta_kubernetes_pod_phase: p.status?.phase ?? '',
-        ...Object.fromEntries(Object.entries(p.metadata?.labels ?? {}).map(([k, v]) => [`__meta_kubernetes_pod_label_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
-        ...Object.fromEntries(Object.entries(p.metadata?.annotations ?? {}).map(([k, v]) => [`__meta_kubernetes_pod_annotation_${k.replace(/[^a-zA-Z0-9_]/g, '_')}`, v])),
-      },
-    }));
-}
 
 let stable: ReleaseStatus;
 
 /** Prometheus's instant answer to a PromQL query. */
 async function promQuery(query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
-  const r = (await fetch(`http://127.0.0.1:${PROM_PORT}/api/v1/query?query=${encodeURIComponent(query)}`).then((x) => x.json())) as any;
+  const r = (await fetch(`${stack.prometheus.url}/api/v1/query?query=${encodeURIComponent(query)}`).then((x) => x.json())) as any;
   return r.data?.result ?? [];
 }
 
@@ -238,7 +175,7 @@ test('release 1 runs on the real node and answers through the Gateway; Traefik\'
   expect([type, status.error]).toEqual([undefined, undefined]);
   stable = status;
   const pods = await eventually(async () => {
-    const r = await promQuery('up{job="delivery"}');
+    const r = await promQuery(`up{job="pods",cluster="prod",namespace="${ns}"}`);
     return r.length === 2 && r.every((s) => s.value[1] === '1' && s.metric.track === 'baseline') ? r : undefined;
   }, 60_000, 1000);
   expect(pods).toHaveLength(2);
