@@ -336,10 +336,10 @@ export function buildProgram(out: (doc: unknown, human: string) => void): Comman
     const { routerPorts } = await import('./stack/router');
     const s = await stackUp();
     out(
-      { temporal: s.temporal, docker: s.docker, registry: { url: s.registry.url, username: s.registry.username, started: s.registry.started }, clusters: s.clusters, prometheus: s.prometheus, gitops: { gitea: s.gitops.gitea.url, flux: Object.keys(s.gitops.flux) } },
+      { temporal: s.temporal, docker: s.docker, registry: { url: s.registry.url, username: s.registry.username, started: s.registry.started }, clusters: s.clusters, prometheus: s.prometheus, gitops: s.gitops ? { gitea: s.gitops.gitea.url, flux: Object.keys(s.gitops.flux) } : null },
       `Temporal ${s.temporal.address} (Web ${s.temporal.uiUrl ?? 'n/a'})\nDocker ${s.docker.host}\nRegistry ${s.registry.url} (user ${s.registry.username})\n` +
         `Kubernetes ${Object.values(s.clusters.contexts).join(', ')} (${Object.entries(s.clusters.actions).map(([e, a]) => `${e} ${a}`).join(', ')} in ${(s.clusters.ms / 1000).toFixed(1)}s; KUBECONFIG=${s.clusters.kubeconfig})\n` +
-        `Routers (Traefik) ${LOCAL_CLUSTERS.map((c) => `${c} http://127.0.0.1:${routerPorts(c).web}`).join(', ')}\nPrometheus ${s.prometheus.url}\nGitea ${s.gitops.gitea.url} (tokens in its 0600 credentials file) · Flux on ${Object.keys(s.gitops.flux).join(', ')}`,
+        `Routers (Traefik) ${LOCAL_CLUSTERS.map((c) => `${c} http://127.0.0.1:${routerPorts(c).web}`).join(', ')}\nPrometheus ${s.prometheus.url}\n${s.gitops ? `Gitea ${s.gitops.gitea.url} (tokens in its 0600 credentials file) · Flux on ${Object.keys(s.gitops.flux).join(', ')}` : 'GitOps (Gitea, Flux): not installed — bash scripts/install.sh --gitops'}`,
     );
   });
   stack.command('down').action(async () => {

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Installs what Slipway's demo and tests need, idempotently: Debian packages (Docker engine, registry, htpasswd,
 # docker-compose), the Temporal CLI (go install, cached in ~/.cache/slipway/bin), npm dependencies, the build.
+# --gitops also builds Gitea and Flux (the tests need them; the demo does not, and they are the longest cold builds).
 set -euo pipefail
+GITOPS=0
+for arg in "$@"; do
+  case "$arg" in
+    --gitops) GITOPS=1 ;;
+    *) echo "usage: install.sh [--gitops]" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 BIN="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin"
 mkdir -p "$BIN"
@@ -15,7 +23,6 @@ command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v openssl >/dev/null || need_apt+=(openssl)
 [ -x /bin/busybox ] || need_apt+=(busybox-static)   # base image for tests with RUN steps
 command -v go >/dev/null || need_apt+=(golang-go)
-command -v prometheus >/dev/null || need_apt+=(prometheus)   # canary metrics (tests run their own instance)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)   # the approvals UI's browser tests (playwright-core drives it)
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)   # the real node's pod network (bridge, host-local, loopback, portmap)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -23,8 +30,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  # Debian's package starts a system Prometheus on :9090; the tests run their own instance instead.
-  if [[ " ${need_apt[*]} " == *" prometheus "* ]]; then pkill -x prometheus 2>/dev/null || true; fi
 fi
 
 if ! command -v temporal >/dev/null && [ ! -x "$BIN/temporal" ]; then
@@ -95,8 +100,10 @@ bash tools/prometheus/build.sh "$BIN"
 
 # GitOps environments (#13): Gitea 1.27.3 and Flux source-/kustomize-controller v1.9.6 from their Go modules, CRDs
 # from the same versions (first time: Gitea ~10 min and the controllers ~12 min of CPU; skipped when built). See docs/gitops.md.
-bash tools/gitea/build.sh "$BIN" "$(dirname "$BIN")/gitea-static"
-bash tools/flux/build.sh "$BIN" "$(dirname "$BIN")/flux/crds"
+if [ "$GITOPS" = 1 ]; then
+  bash tools/gitea/build.sh "$BIN" "$(dirname "$BIN")/gitea-static"
+  bash tools/flux/build.sh "$BIN" "$(dirname "$BIN")/flux/crds"
+fi
 
 # The workflow tier's time-skipping server: @temporalio/testing cannot download it here, so Maven fetches the Java
 # test server and its dependencies from Maven Central into ~/.cache/slipway/temporal-test-server, with a launcher

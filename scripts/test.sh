@@ -3,7 +3,7 @@
 # local stack (Temporal dev server, Docker engine, registries — started if not running).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install.sh || exit 1
+bash scripts/install.sh --gitops || exit 1
 export PATH="${SLIPWAY_HOME:-$HOME/.cache/slipway}/bin:$PATH"
 echo "[test] eslint" >&2
 npx eslint model host workflows activities workers client test bench || exit 1

@@ -117,6 +117,11 @@ export interface GitopsEndpoint {
   flux: Record<string, FluxEndpoint>;
 }
 
+/** Whether Gitea and the Flux controllers are built here (`bash scripts/install.sh --gitops`). */
+export function gitopsInstalled(): boolean {
+  return ['gitea', ...FLUX_CONTROLLERS].every((name) => existsSync(join(slipwayHome(), 'bin', name)) || findBinary(name) !== undefined);
+}
+
 /** Gitea and, for each local cluster, Flux: the GitOps half of `slipway stack up` in one call. */
 export async function ensureGitops(opts: { clusters?: readonly string[]; gitea?: GiteaOptions; kubeconfig?: string } = {}): Promise<GitopsEndpoint> {
   const gitea = await ensureGitea(opts.gitea);

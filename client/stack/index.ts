@@ -13,7 +13,7 @@ import { ensureClusters, stopClusters, type ClustersEndpoint } from './kubernete
 import { ensureRealNodes, stopRealNodes } from './node';
 import { ensurePrometheus, stopPrometheus, type PrometheusEndpoint } from './prometheus';
 import { ensureRouter, stopRouters } from './router';
-import { ensureGitops, stopGitops, type GitopsEndpoint } from './flux';
+import { ensureGitops, gitopsInstalled, stopGitops, type GitopsEndpoint } from './flux';
 import { daemonPid, findBinary, portOpen, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 export const TEST_NAMESPACES = ['slipway-test', 'slipway-it', 'slipway-ui', 'slipway-bench'];
@@ -158,7 +158,8 @@ export interface Stack {
   registry: RegistryEndpoint;
   clusters: ClustersEndpoint;
   prometheus: PrometheusEndpoint;
-  gitops: GitopsEndpoint;
+  /** Absent when Gitea and Flux are not built here (the demo's install skips them; `install.sh --gitops` builds them). */
+  gitops?: GitopsEndpoint;
 }
 
 export async function stackUp(opts: { registryPort?: number } = {}): Promise<Stack> {
@@ -175,8 +176,8 @@ export async function stackUp(opts: { registryPort?: number } = {}): Promise<Sta
   // Prometheus 3 (its own build) discovers the real nodes' pods and scrapes them and the routers (client/stack/prometheus.ts).
   const prometheus = await ensurePrometheus({ kubeconfig: clusters.kubeconfig, contexts: clusters.contexts });
   // GitOps environments: Gitea as the forge and Flux's source/kustomize controllers per cluster (docs/gitops.md).
-  const gitops = await ensureGitops({ kubeconfig: clusters.kubeconfig, clusters: Object.keys(clusters.contexts) });
-  return { temporal, docker, registry, clusters, prometheus, gitops };
+  const gitops = gitopsInstalled() ? await ensureGitops({ kubeconfig: clusters.kubeconfig, clusters: Object.keys(clusters.contexts) }) : undefined;
+  return { temporal, docker, registry, clusters, prometheus, ...(gitops ? { gitops } : {}) };
 }
 
 export async function stackDown(): Promise<string[]> {
