@@ -146,6 +146,11 @@ export interface TrafficRouter {
   /** Why `weight` % cannot be carried with `stableReplicas` stable pods (checked before any change); undefined when it can. */
   weightProblem(weight: number, stableReplicas: number): string | undefined;
   /**
+   * Why this router cannot carry a canary in `target` at all (its route is missing, or has no rule with both a stable
+   * and a canary backend) — asked before the canary starts, so nothing is created for a canary that cannot be routed.
+   */
+  routeProblem(target: KubeTarget): Promise<string | undefined>;
+  /**
    * Scales the canary Deployment and sends it `weight` % of traffic; returns the weight actually in effect (a
    * replica ratio is approximate) and the canary's replicas. Throws when the route lacks a canary or stable backend.
    */

@@ -58,7 +58,12 @@ export class KubeCanary {
     plan?: { traffic: TrafficPlan; weights: { step?: number; weight: number }[] },
   ): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
     const d = await this.cluster.call(t, `read ${stable}`, () => this.apps(t).readNamespacedDeployment({ name: stable, namespace: t.namespace }));
-    if (plan) checkWeights(this.router(plan.traffic, stable), plan.weights, stable, d.spec?.replicas ?? 1);
+    if (plan) {
+      const router = this.router(plan.traffic, stable);
+      checkWeights(router, plan.weights, stable, d.spec?.replicas ?? 1);
+      const problem = await this.cluster.call(t, `read the route of ${stable}`, () => router.routeProblem(t));
+      if (problem) throw new CanaryPlanError(`the canary of ${stable} cannot start: ${problem}`);
+    }
     return this.cluster.call(t, `start canary of ${stable}`, async () => {
       const apps = this.apps(t);
       const name = canaryName(stable);

@@ -12,6 +12,7 @@ export function replicaRouter(deps: Pick<TrafficDeps, 'scale'>): TrafficRouter {
     type: 'replicas',
     // A canary runs at most as many pods as the stable Deployment, so some weights cannot be expressed.
     weightProblem: (weight, stableReplicas) => replicaWeightProblem(weight, stableReplicas),
+    routeProblem: async () => undefined, // the shared Service is the route: nothing to find
     async setWeight(target, weight, stableReplicas) {
       const canaryReplicas = canaryReplicasFor(weight, stableReplicas);
       await deps.scale(target, canaryReplicas);

@@ -44,22 +44,26 @@ export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string
   const ref = { group: kind.group, version: kind.version, plural: kind.plural, name };
   const what = `${kind.plural}/${name}`;
 
+  /** Why `route`'s lists cannot be weighed: none, or none with both a stable and a canary backend. */
+  function listsProblem(route: any): string | undefined {
+    const lists = kind.backendLists(route);
+    if (!lists.length) return `${what} has no ${kind.listsName} to weigh`;
+    if (!lists.some((backends) => splitWeights(backends, (b) => kind.isCanary(b, deps.canary), 50))) return `${what} needs a backend for ${deps.canary} and one for the stable service`;
+    return undefined;
+  }
+
   /** Rewrites every list's weights and writes the route back whole (a replace: a concurrent edit fails with 409). */
   async function weigh(target: KubeTarget, weight: number): Promise<void> {
     const api = deps.customObjects(target.context);
     const route: any = await api.getNamespacedCustomObject({ ...ref, namespace: target.namespace });
-    const lists = kind.backendLists(route);
-    if (!lists.length) throw new Error(`${what} has no ${kind.listsName} to weigh`);
+    const problem = listsProblem(route);
+    if (problem) throw new Error(problem);
     // Only lists with both a stable and a canary backend are weighed: a header-match rule that always sends to the
-    // canary (or to stable) keeps its backends as written. A route with no such list has nothing to shift.
-    let weighed = 0;
-    for (const backends of lists) {
+    // canary (or to stable) keeps its backends as written.
+    for (const backends of kind.backendLists(route)) {
       const weights = splitWeights(backends, (b) => kind.isCanary(b, deps.canary), weight);
-      if (!weights) continue;
-      backends.forEach((b, i) => (b.weight = weights[i]));
-      weighed++;
+      if (weights) backends.forEach((b, i) => (b.weight = weights[i]));
     }
-    if (!weighed) throw new Error(`${what} needs a backend for ${deps.canary} and one for the stable service`);
     await api.replaceNamespacedCustomObject({ ...ref, namespace: target.namespace, body: route });
   }
 
@@ -89,6 +93,17 @@ export function routeRouter<B extends Weighted>(kind: RouteKind<B>, name: string
   return {
     type: kind.type,
     weightProblem: () => undefined, // a route carries any percentage
+    async routeProblem(target) {
+      let route: any;
+      try {
+        route = await deps.customObjects(target.context).getNamespacedCustomObject({ ...ref, namespace: target.namespace });
+      } catch (err) {
+        // A stable release installed without its route (e.g. before the chart's route was enabled) cannot be canaried.
+        if (isHttp(err, 404)) return `${what} does not exist in ${target.namespace}: the stable release must create it (the sample chart: route.enabled)`;
+        throw err;
+      }
+      return listsProblem(route);
+    },
     async setWeight(target, weight, stableReplicas) {
       // Pods first, then traffic: the canary backend has ready pods before the route sends it anything.
       const canaryReplicas = weight <= 0 ? 0 : Math.max(1, stableReplicas);

@@ -109,4 +109,11 @@ test('item 11: a weight the stable replica count cannot express is refused at ca
   await canaries.start(target, 'delivery', NEW, {}, { ...plan, traffic: { type: 'gateway-api', route: 'delivery' } });
   expect(await cluster.workloads(target, 'track=canary')).toHaveLength(1);
   await canaries.remove(target, 'delivery', { type: 'replicas' });
+
+  // A route that does not exist (a stable release installed without it) cannot carry a canary: refused before
+  // anything is created, instead of failing at the first weight after the canary's pods were started.
+  const missing = await canaries.start(target, 'delivery', NEW, {}, { ...plan, traffic: { type: 'gateway-api', route: 'gone' } }).catch((e: unknown) => e);
+  expect(missing).toBeInstanceOf(CanaryPlanError);
+  expect((missing as Error).message).toMatch(/the canary of delivery cannot start: httproutes\/gone does not exist in /);
+  expect(await cluster.workloads(target, 'track=canary')).toEqual([]);
 }, 60_000);

@@ -108,6 +108,16 @@ describe('gateway-api router', () => {
     await expect(trafficRouterFor({ type: 'gateway-api', route: 'empty' }, deps).setWeight(target, 10, 2)).rejects.toThrow('httproutes/empty has no rules to weigh');
     expect(written).toEqual([]);
   });
+  test('before a canary starts: a missing route, one without rules or without a canary backend is a problem, a weighable one is not; nothing is written', async () => {
+    const { deps, written } = fakeDeps({ 'httproutes/web': httpRoute('delivery-stable', 'delivery-canary'), 'httproutes/no-canary': httpRoute('delivery'), 'httproutes/empty': { spec: {} } });
+    const problem = (route: string) => trafficRouterFor({ type: 'gateway-api', route }, deps).routeProblem(target);
+    expect(await problem('web')).toBeUndefined();
+    expect(await problem('gone')).toBe('httproutes/gone does not exist in shop: the stable release must create it (the sample chart: route.enabled)');
+    expect(await problem('no-canary')).toBe('httproutes/no-canary needs a backend for delivery-canary and one for the stable service');
+    expect(await problem('empty')).toBe('httproutes/empty has no rules to weigh');
+    expect(await trafficRouterFor({ type: 'replicas' }, deps).routeProblem(target)).toBeUndefined();
+    expect(written).toEqual([]);
+  });
   test('a header-match rule sending only to the canary (or only to stable) is left as written; the weighted rule is weighed', async () => {
     const route = {
       spec: {
