@@ -52,7 +52,14 @@ export class GiteaForge implements Forge {
   async mergePullRequest(number: number, opts: { sha?: string; message?: string } = {}): Promise<PullRequestStatus> {
     const before = await this.getPullRequest(number);
     if (before.state !== 'open') return before;
-    const r = await this.http.request('POST', `${this.base}/pulls/${number}/merge`, { body: { Do: 'merge', ...(opts.sha ? { head_commit_id: opts.sha } : {}), ...(opts.message ? { MergeTitleField: opts.message } : {}) }, accept: [405, 409] });
+    const body = { Do: 'merge', ...(opts.sha ? { head_commit_id: opts.sha } : {}), ...(opts.message ? { MergeTitleField: opts.message } : {}) };
+    let r = await this.http.request('POST', `${this.base}/pulls/${number}/merge`, { body, accept: [405, 409] });
+    // Gitea checks a new pull request's mergeability in the background and answers 405 "Please try again later"
+    // until it has: a bounded wait (≤ ~10 s), not a conflict.
+    for (let i = 0; i < 20 && r.status === 405 && /try again later/i.test(String(r.body?.message ?? '')); i++) {
+      await new Promise((res) => setTimeout(res, 500));
+      r = await this.http.request('POST', `${this.base}/pulls/${number}/merge`, { body, accept: [405, 409] });
+    }
     if (r.status !== 200) throw gitopsError('merge-conflict', this.opts.repository, `pull request #${number} cannot be merged: HTTP ${r.status} (${r.body?.message ?? ''})`, { status: r.status, pullRequest: number });
     return this.getPullRequest(number);
   }
