@@ -11,10 +11,11 @@
  * with another configuration (or a cluster whose API server moved) is restarted.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { contextName, kubeconfigPath, LOCAL_CLUSTERS } from './kubernetes';
 import { ensureGitea, stopGitea, type GiteaEndpoint, type GiteaOptions } from './gitea';
+import { applyCrds, crdFiles, stackClients } from './crds';
 import { daemonPid, findBinary, slipwayHome, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 import { singleContextKubeconfig } from './router';
 
@@ -172,22 +173,11 @@ async function ready(port: number): Promise<boolean> {
   return res?.status === 200;
 }
 
-async function clients(kubeconfig: string, context: string) {
-  const { k8s } = await import('../../activities/kubernetes/client');
-  const { KubeCluster } = await import('../../activities/kubernetes/cluster');
-  const cluster = KubeCluster.forKubeconfig(kubeconfig);
-  return {
-    k8s,
-    core: cluster.api(context, k8s.CoreV1Api),
-    crds: cluster.api(context, k8s.ApiextensionsV1Api),
-    custom: cluster.api(context, k8s.CustomObjectsApi),
-  };
-}
 
 const httpCode = (err: unknown): number | undefined => (err as { code?: number })?.code;
 
 async function ensureNamespace(kubeconfig: string, context: string, name: string): Promise<void> {
-  const { core } = await clients(kubeconfig, context);
+  const { core } = await stackClients(kubeconfig, context);
   await core.createNamespace({ body: { metadata: { name, labels: MANAGED } } }).catch((err) => {
     if (httpCode(err) !== 409) throw err;
   });
@@ -198,43 +188,11 @@ async function ensureNamespace(kubeconfig: string, context: string, name: string
  * ExternalArtifact, Kustomization). A CRD is replaced whole when its file changed (a new pinned version).
  */
 export async function installFluxCrds(kubeconfig: string, context: string, crdDir = fluxCrdDir()): Promise<string[]> {
-  const files = FLUX_CONTROLLERS.flatMap((sub) => {
-    const d = join(crdDir, sub);
-    return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(d, f)) : [];
-  });
+  const files = crdFiles(crdDir, FLUX_CONTROLLERS);
   if (!files.some((f) => f.includes('gitrepositories')) || !files.some((f) => f.includes('kustomizations'))) {
     throw new Error(`no Flux CRDs in ${crdDir}: run \`bash tools/flux/build.sh ~/.cache/slipway/bin ${crdDir}\``);
   }
-  const { k8s, crds } = await clients(kubeconfig, context);
-  const changed: string[] = [];
-  for (const file of files) {
-    const text = readFileSync(file, 'utf8');
-    const source = createHash('sha256').update(text).digest('hex').slice(0, 16);
-    // loadYaml deserialises into the typed model, so x-kubernetes-* schema keys survive client-node's serialiser.
-    const crd = k8s.loadYaml<import('@kubernetes/client-node').V1CustomResourceDefinition>(text);
-    const name = crd.metadata!.name!;
-    crd.metadata!.annotations = { ...crd.metadata!.annotations, 'slipway.dev/crd-source': source };
-    crd.metadata!.labels = { ...crd.metadata!.labels, ...MANAGED };
-    const existing = await crds.readCustomResourceDefinition({ name }).catch((err) => {
-      if (httpCode(err) === 404) return undefined;
-      throw err;
-    });
-    if (existing?.metadata?.annotations?.['slipway.dev/crd-source'] === source) continue;
-    if (existing) {
-      crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
-      await crds.replaceCustomResourceDefinition({ name, body: crd });
-    } else {
-      await crds.createCustomResourceDefinition({ body: crd });
-    }
-    changed.push(name);
-  }
-  for (const name of changed) {
-    await waitFor(`CRD ${name} established on ${context}`, async () => {
-      const c = await crds.readCustomResourceDefinition({ name });
-      return Boolean(c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True'));
-    }, 30_000);
-  }
-  return changed;
+  return applyCrds(kubeconfig, context, files);
 }
 
 export interface FluxObjectRef {
@@ -256,7 +214,7 @@ const API: Record<FluxObjectRef['kind'], { group: string; version: string; plura
  * Returns the value written (Flux echoes it as status.lastHandledReconcileAt once handled).
  */
 export async function requestReconcile(kubeconfig: string, context: string, refs: FluxObjectRef[], at = new Date()): Promise<string> {
-  const { k8s, custom } = await clients(kubeconfig, context);
+  const { k8s, custom } = await stackClients(kubeconfig, context);
   const value = at.toISOString();
   for (const ref of refs) {
     await custom.patchNamespacedCustomObject(
@@ -277,7 +235,7 @@ export interface FluxStatus {
 
 /** The Ready condition and revisions Flux reports for one object (undefined fields until it has reconciled it). */
 export async function fluxStatus(kubeconfig: string, context: string, ref: FluxObjectRef): Promise<FluxStatus> {
-  const { custom } = await clients(kubeconfig, context);
+  const { custom } = await stackClients(kubeconfig, context);
   const obj = (await custom.getNamespacedCustomObject({ ...API[ref.kind], namespace: ref.namespace, name: ref.name })) as {
     status?: {
       conditions?: { type: string; status: string; reason?: string; message?: string }[];

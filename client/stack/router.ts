@@ -8,10 +8,11 @@
  * with another configuration (or a cluster whose API server moved) is restarted.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { contextName, kubeconfigPath, LOCAL_CLUSTERS } from './kubernetes';
+import { applyCrds, crdFiles, stackClients } from './crds';
 import { daemonPid, findBinary, slipwayHome, startDaemon, stateDir, stopDaemon, waitFor } from './process';
 
 /** The pinned Traefik (tools/router/build.sh builds this version; an older binary is reported, not used). */
@@ -178,17 +179,6 @@ export function singleContextKubeconfig(file: string, context: string): string {
   });
 }
 
-async function clients(kubeconfig: string, context: string) {
-  const { k8s } = await import('../../activities/kubernetes/client');
-  const { KubeCluster } = await import('../../activities/kubernetes/cluster');
-  const cluster = KubeCluster.forKubeconfig(kubeconfig);
-  return {
-    k8s,
-    core: cluster.api(context, k8s.CoreV1Api),
-    crds: cluster.api(context, k8s.ApiextensionsV1Api),
-    custom: cluster.api(context, k8s.CustomObjectsApi),
-  };
-}
 
 const notFound = (err: unknown): boolean => (err as { code?: number })?.code === 404;
 
@@ -198,49 +188,16 @@ const notFound = (err: unknown): boolean => (err as { code?: number })?.code ===
  * client/stack/kubernetes.ts registered (schema-less, preserve-unknown-fields) give way to the real schemas.
  */
 export async function installRouterCrds(kubeconfig: string, context: string, crdDir = routerCrdDir()): Promise<string[]> {
-  const files = ['gateway-api', 'istio'].flatMap((sub) => {
-    const d = join(crdDir, sub);
-    return existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(d, f)) : [];
-  });
+  const files = crdFiles(crdDir, ['gateway-api', 'istio']);
   if (!files.some((f) => f.includes('httproutes'))) {
     throw new Error(`no Gateway API CRDs in ${crdDir}: run \`bash tools/router/build.sh ~/.cache/slipway/bin ${crdDir}\``);
   }
-  const { k8s, crds } = await clients(kubeconfig, context);
-  const changed: string[] = [];
-  for (const file of files) {
-    const text = readFileSync(file, 'utf8');
-    const source = createHash('sha256').update(text).digest('hex').slice(0, 16);
-    // loadYaml deserialises into the typed model, so x-kubernetes-* schema keys survive client-node's serialiser.
-    const crd = k8s.loadYaml<import('@kubernetes/client-node').V1CustomResourceDefinition>(text);
-    const name = crd.metadata!.name!;
-    crd.metadata!.annotations = { ...crd.metadata!.annotations, 'slipway.dev/crd-source': source };
-    crd.metadata!.labels = { ...crd.metadata!.labels, ...MANAGED };
-    const existing = await crds.readCustomResourceDefinition({ name }).catch((err) => {
-      if (notFound(err)) return undefined;
-      throw err;
-    });
-    if (existing?.metadata?.annotations?.['slipway.dev/crd-source'] === source) continue;
-    if (existing) {
-      crd.metadata!.resourceVersion = existing.metadata!.resourceVersion;
-      await crds.replaceCustomResourceDefinition({ name, body: crd });
-    } else {
-      await crds.createCustomResourceDefinition({ body: crd });
-    }
-    changed.push(name);
-  }
-  // A new or replaced CRD is served a moment after it is stored; the Gateway objects come next.
-  for (const name of changed) {
-    await waitFor(`CRD ${name} established on ${context}`, async () => {
-      const c = await crds.readCustomResourceDefinition({ name });
-      return Boolean(c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True'));
-    }, 30_000);
-  }
-  return changed;
+  return applyCrds(kubeconfig, context, files);
 }
 
 /** The GatewayClass Traefik's controller claims and the Gateway whose listener is the `web` entrypoint. */
 async function ensureGateway(kubeconfig: string, context: string, webPort: number): Promise<void> {
-  const { core, custom } = await clients(kubeconfig, context);
+  const { core, custom } = await stackClients(kubeconfig, context);
   await core.createNamespace({ body: { metadata: { name: GATEWAY.namespace, labels: MANAGED } } }).catch((err) => {
     if ((err as { code?: number }).code !== 409) throw err;
   });
@@ -264,7 +221,7 @@ async function ensureGateway(kubeconfig: string, context: string, webPort: numbe
   await upsert(custom, { ...GW, plural: 'gateways', namespace: GATEWAY.namespace }, gateway);
 }
 
-type Custom = Awaited<ReturnType<typeof clients>>['custom'];
+type Custom = Awaited<ReturnType<typeof stackClients>>['custom'];
 
 /** Creates the object, or replaces its spec when it differs (a changed port must reach Traefik). */
 async function upsert(custom: Custom, ref: { group: string; version: string; plural: string; namespace?: string }, body: { metadata: { name: string }; spec: unknown }): Promise<void> {
@@ -297,7 +254,7 @@ function sameSpec(have: unknown, want: unknown): boolean {
 
 /** Traefik has accepted the Gateway's current generation and programmed its listener. */
 async function gatewayProgrammed(kubeconfig: string, context: string): Promise<boolean> {
-  const { custom } = await clients(kubeconfig, context);
+  const { custom } = await stackClients(kubeconfig, context);
   const gw = (await custom.getNamespacedCustomObject({ ...GW, plural: 'gateways', namespace: GATEWAY.namespace, name: GATEWAY.name })) as {
     metadata: { generation?: number };
     status?: { conditions?: { type: string; status: string; observedGeneration?: number }[] };
