@@ -148,7 +148,7 @@ beforeAll(async () => {
       await new Promise((r) => setTimeout(r, 200));
     }
   })();
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   loading = false;
