@@ -20,6 +20,14 @@ export interface GitopsInitOptions {
   branch?: string;
   /** The port the service's container listens on. */
   port?: number;
+  /** Where the GitRepository and Kustomization live (default flux-system). */
+  fluxNamespace?: string;
+  /** A Secret (in fluxNamespace) with username/password for a private repository: the GitRepository's secretRef. */
+  secretName?: string;
+  /** Per environment: a strategic-merge patch of the Deployment's pod spec (node placement, tolerations). */
+  podPatch?: Record<string, Record<string, unknown>>;
+  /** Per environment: the digest the overlay starts from (a release already there), else the image runs untagged. */
+  initialDigest?: Record<string, string>;
 }
 
 export interface ScaffoldFile {
@@ -90,6 +98,7 @@ export function gitopsLayout(config: SlipwayConfig, opts: GitopsInitOptions): { 
   ];
   const delivery: Record<string, unknown> = {};
   const sourceName = `${name}-environments`;
+  const fluxNamespace = opts.fluxNamespace ?? FLUX_NAMESPACE;
   for (const env of opts.environments) {
     const e = config.environments[env];
     const namespace = e.namespace ?? `${name}-${env}`;
@@ -100,7 +109,10 @@ export function gitopsLayout(config: SlipwayConfig, opts: GitopsInitOptions): { 
         kind: 'Kustomization',
         namespace,
         resources: ['../../base'],
-        images: [{ name: baseImage, newName: environmentImage(config, env, baseImage) }],
+        images: [{ name: baseImage, newName: environmentImage(config, env, baseImage), ...(opts.initialDigest?.[env] ? { digest: opts.initialDigest[env] } : {}) }],
+        ...(opts.podPatch?.[env]
+          ? { patches: [{ target: { kind: 'Deployment', name }, patch: JSON.stringify({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name }, spec: { template: { spec: opts.podPatch[env] } } }) }] }
+          : {}),
       }),
     });
     files.push({
@@ -109,15 +121,15 @@ export function gitopsLayout(config: SlipwayConfig, opts: GitopsInitOptions): { 
         yamlDoc(`Apply to ${env}'s cluster: Flux pulls this repository and applies overlays/${env}.`, {
           apiVersion: 'source.toolkit.fluxcd.io/v1',
           kind: 'GitRepository',
-          metadata: { name: sourceName, namespace: FLUX_NAMESPACE },
-          spec: { interval: '1m', url: opts.repoUrl ?? PLACEHOLDER_URL, ref: { branch: opts.branch ?? 'main' } },
+          metadata: { name: sourceName, namespace: fluxNamespace },
+          spec: { interval: '1m', url: opts.repoUrl ?? PLACEHOLDER_URL, ref: { branch: opts.branch ?? 'main' }, ...(opts.secretName ? { secretRef: { name: opts.secretName } } : {}) },
         }) +
         '---\n' +
         stringify(
           {
             apiVersion: 'kustomize.toolkit.fluxcd.io/v1',
             kind: 'Kustomization',
-            metadata: { name: `${name}-${env}`, namespace: FLUX_NAMESPACE },
+            metadata: { name: `${name}-${env}`, namespace: fluxNamespace },
             spec: { interval: '10m', path: `./overlays/${env}`, prune: true, wait: true, timeout: '5m', sourceRef: { kind: 'GitRepository', name: sourceName } },
           },
           { lineWidth: 0 },
@@ -129,7 +141,7 @@ export function gitopsLayout(config: SlipwayConfig, opts: GitopsInitOptions): { 
       format: { type: 'kustomize', imageName: baseImage },
       merge: 'pull-request',
       forge: { type: 'gitea', tokenEnv: 'SLIPWAY_GITOPS_TOKEN' },
-      flux: { namespace: FLUX_NAMESPACE, gitRepository: sourceName, kustomization: `${name}-${env}` },
+      flux: { namespace: fluxNamespace, gitRepository: sourceName, kustomization: `${name}-${env}` },
     };
   }
   return { files, delivery };
