@@ -1,5 +1,10 @@
 /** Helpers for releases that deploy to the local kwok clusters: a config, Helm history and the Kubernetes API. */
+import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { DockerImageBuilder } from '../activities/docker/builder';
+import { EnvCredentialStore } from '../activities/registry/credentials';
+import { ROOT } from './helpers';
 import { readdirSync, readFileSync } from 'node:fs';
 import { HelmDeployer, helmOptionsFromEnv } from '../activities/helm/helm';
 import { k8s } from '../activities/kubernetes/client';
@@ -96,3 +101,13 @@ export function helmProcessesIn(namespace: string): number[] {
   return pids;
 }
 
+
+/** The sample service's image, built from its Dockerfile with VERSION and pushed to the stack's registry as `tag`; returns `repo@digest`. */
+export async function pushSampleImage(tag: string, version: string, args: Record<string, string> = {}): Promise<string> {
+  const stack = testStack();
+  const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
+  const builder = new DockerImageBuilder(new Docker({ socketPath: stack.docker.replace(/^unix:\/\//, '') }), credentials);
+  await builder.build({ contextDir: join(ROOT, 'services', 'delivery'), dockerfile: 'Dockerfile', tag, args: { VERSION: version, ...args }, labels: {} }, () => undefined);
+  const { digest } = await builder.push(tag, { host: stack.registry.url, name: 'dev', type: 'oci', insecure: true }, () => undefined);
+  return `${tag.replace(/:[^:/]+$/, '')}@${digest}`;
+}

@@ -12,7 +12,7 @@ import { localTokens, type DecisionTokens } from '../client/identity/tokens';
 import { DecisionSigner, type DecisionRequest } from '../client/identity/signer';
 import { defaultKeyDir } from '../host/keys';
 import { canonicalJson, sha256Of, trustAnchorsOf } from '../workers/plan';
-import type { SlipwayActivities } from '../activities/contract';
+import type { GitopsActivities, SlipwayActivities } from '../activities/contract';
 import { BUILD_QUEUE, ORCHESTRATOR_QUEUE, hostQueue } from '../model/queues';
 import { releaseWorkflowId } from '../model/identifiers';
 import { ALL_SEARCH_ATTRIBUTES } from '../model/search-attributes';
@@ -111,7 +111,8 @@ export async function connectClient(namespace: string): Promise<{ client: Client
 
 /** Workers for all three queues of one (fake or real) host, sharing the suite's pre-built workflow bundle. */
 /** Test activities may leave out the plan activity: the tests' one (the plans the tests built) is always used. */
-export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial<Pick<SlipwayActivities, 'resolveRelease'>>;
+/** The gitops activities are optional: only tests of gitops delivery register them. */
+export type TestActivities = Omit<SlipwayActivities, 'resolveRelease'> & Partial<Pick<SlipwayActivities, 'resolveRelease'>> & Partial<GitopsActivities>;
 
 /**
  * `plans`: how the workers resolve a release's plan — by default the plans the tests built (testPlanActivities); a
@@ -241,4 +242,26 @@ export async function outcomeOf(slipway: SlipwayClient, id: string): Promise<{ t
     message = err.cause?.message;
   }
   return { type, message, status: await slipway.status(id) };
+}
+
+/**
+ * Registers a Temporal namespace of a test file's own with the release's search attributes, as `stack up` does for
+ * its namespaces (idempotent): files sharing `slipway-it` terminate each other's releases in their beforeAll.
+ */
+export async function ensureTestNamespace(namespace: string, address = workflowStack().temporal): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    const registered = await connection.workflowService.describeNamespace({ namespace }).then(() => true, () => false);
+    if (!registered) await connection.workflowService.registerNamespace({ namespace, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+    // A new namespace reaches the server's namespace cache within seconds; until then the calls below fail.
+    await eventually(async () => {
+      const existing = await connection.operatorService.listSearchAttributes({ namespace });
+      const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
+      const KEYWORD = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+      if (missing.length) await connection.operatorService.addSearchAttributes({ namespace, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, KEYWORD])) });
+      return true;
+    }, 60_000, 1000);
+  } finally {
+    await connection.close();
+  }
 }

@@ -41,6 +41,8 @@ export interface GitopsEnvironmentOptions {
   initialDigest?: Record<string, string>;
   /** The GitRepository's poll interval (default 1m): what a merge waits for when nobody asks Flux to reconcile. */
   interval?: string;
+  /** Per environment: how long Flux waits for the applied objects to be healthy before it reports failure (default 5m). */
+  applyTimeout?: Record<string, string>;
 }
 
 export interface GitopsEnvironment {
@@ -107,6 +109,7 @@ export async function ensureGitopsEnvironment(o: GitopsEnvironmentOptions): Prom
     const docs = parseAllDocuments(files.find((f) => f.path === `flux/${env}.yaml`)!.text).map((d) => d.toJS() as { apiVersion: string; kind: string; metadata: { name: string; namespace: string }; spec: Record<string, unknown> });
     for (const doc of docs) {
       if (doc.kind === 'GitRepository') doc.spec = { ...doc.spec, interval: o.interval ?? '1m', timeout: '20s' };
+      if (doc.kind === 'Kustomization' && o.applyTimeout?.[env]) doc.spec = { ...doc.spec, timeout: o.applyTimeout[env] };
       const [group, version] = doc.apiVersion.split('/');
       const plural = doc.kind === 'GitRepository' ? 'gitrepositories' : 'kustomizations';
       await custom.patchNamespacedCustomObject(

@@ -7,7 +7,6 @@
  * the pods' `track` label. Load is a bounded loop through
  * Traefik's web entrypoint on 127.0.0.1 (issue #12's network rule: loopback and the stack's own pod addresses only).
  */
-import { Connection } from '@temporalio/client';
 import { request } from 'node:http';
 import type { SlipwayClient } from '../../client/client';
 import { parseConfig, planRelease } from '../../model/plan';
@@ -17,12 +16,11 @@ import { ensureRealNode, REAL_NODE_PLACEMENT } from '../../client/stack/node';
 import { ensureRouter, routerPorts } from '../../client/stack/router';
 import type { ReleaseStatus } from '../../model/types';
 import { deployConfigText, helmHistory, kube, uniqueNamespace } from '../deploy-helpers';
-import { eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
+import { ensureTestNamespace, eventually, outcomeOf, startHarness, terminateRunning, uniqueVersion, type Harness } from '../helpers';
 import { realActivities } from '../real-activities';
 import { queryScope } from '../../activities/canary';
 import { trackQuery } from '../../activities/metrics/promql';
 import { ROUTER_METRICS, routerQueries } from '../../model/canary-presets';
-import { ALL_SEARCH_ATTRIBUTES } from '../../model/search-attributes';
 import { releaseIsRunning } from '../../activities';
 import { testStack } from '../setup/stack-info';
 
@@ -112,27 +110,8 @@ function tally(from: number, to = Infinity) {
   return { total: inRange.length, byVersion: by((a) => a.version), byStatus: by((a) => String(a.status)), failed: (v: string) => inRange.filter((a) => a.version === v && a.status !== 200).length, list: inRange };
 }
 
-/** Registers NS with the release's search attributes, as `stack up` does for its namespaces (idempotent). */
-async function ensureNamespace(): Promise<void> {
-  const connection = await Connection.connect({ address: stack.temporal });
-  try {
-    const registered = await connection.workflowService.describeNamespace({ namespace: NS }).then(() => true, () => false);
-    if (!registered) await connection.workflowService.registerNamespace({ namespace: NS, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
-    // A new namespace reaches the server's namespace cache within seconds; until then the calls below fail.
-    await eventually(async () => {
-      const existing = await connection.operatorService.listSearchAttributes({ namespace: NS });
-      const missing = ALL_SEARCH_ATTRIBUTES.filter((sa) => !existing.customAttributes?.[sa.name]);
-      // INDEXED_VALUE_TYPE_KEYWORD = 2
-      if (missing.length) await connection.operatorService.addSearchAttributes({ namespace: NS, searchAttributes: Object.fromEntries(missing.map((sa) => [sa.name, 2])) });
-      return true;
-    }, 60_000, 1000);
-  } finally {
-    await connection.close();
-  }
-}
-
 beforeAll(async () => {
-  await ensureNamespace();
+  await ensureTestNamespace(NS);
   harness = await startHarness(NS, realActivities(credentials, 'canary-real-host', {}, { holderActive: releaseIsRunning }), 'canary-real-host');
   slipway = harness.slipway;
   await terminateRunning(slipway, 'leftover from an earlier run');

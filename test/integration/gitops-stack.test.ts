@@ -7,21 +7,18 @@
  * request by the second user, `reviewer`, through Gitea's API.
  * Tokens reach git through GIT_CONFIG_* environment variables (an http.extraHeader), never a URL or an argument.
  */
-import Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DockerImageBuilder } from '../../activities/docker/builder';
 import { k8s } from '../../activities/kubernetes/client';
 import { KubeCluster } from '../../activities/kubernetes/cluster';
-import { EnvCredentialStore } from '../../activities/registry/credentials';
 import { ensureGitops, fluxStatus, requestReconcile, type FluxObjectRef, type GitopsEndpoint } from '../../client/stack/flux';
 import { ensureRealNode, REAL_NODE_PLACEMENT, type RealNodeEndpoint } from '../../client/stack/node';
-import { uniqueNamespace } from '../deploy-helpers';
-import { eventually, ROOT } from '../helpers';
+import { pushSampleImage, uniqueNamespace } from '../deploy-helpers';
+import { eventually } from '../helpers';
 import { testStack } from '../setup/stack-info';
 
 const run = promisify(execFile);
@@ -43,16 +40,6 @@ let image: string;
 let realNode: RealNodeEndpoint;
 let work: string;
 const timings: Record<string, number> = {};
-
-/** The sample image, built from its Dockerfile and pushed; returns `registry/repo@digest`. */
-async function pushSampleImage(): Promise<string> {
-  const credentials = new EnvCredentialStore({ SLIPWAY_REGISTRY_DEV_USERNAME: stack.registry.username, SLIPWAY_REGISTRY_DEV_PASSWORD: stack.registry.password }, '/nonexistent');
-  const builder = new DockerImageBuilder(new Docker({ socketPath: stack.docker.replace(/^unix:\/\//, '') }), credentials);
-  const tag = `${stack.registry.url}/gitops/delivery:test`;
-  await builder.build({ contextDir: join(ROOT, 'services', 'delivery'), dockerfile: 'Dockerfile', tag, args: { VERSION: 'gitops-image' }, labels: {} }, () => undefined);
-  const { digest } = await builder.push(tag, { host: stack.registry.url, name: 'dev', type: 'oci', insecure: true }, () => undefined);
-  return `${stack.registry.url}/gitops/delivery@${digest}`;
-}
 
 /** Gitea's API as the given user. */
 async function api<T>(token: string, method: string, path: string, body?: unknown): Promise<T> {
@@ -164,7 +151,7 @@ beforeAll(async () => {
   expect(Object.values(again.flux).flatMap((f) => Object.values(f.controllers)).every((c) => !c.started)).toBe(true);
 
   realNode = await ensureRealNode('prod', stack.registry);
-  image = await pushSampleImage();
+  image = await pushSampleImage(`${stack.registry.url}/gitops/delivery:test`, 'gitops-image');
   work = mkdtempSync(join(tmpdir(), 'slipway-gitops-'));
   await run('mkdir', ['-p', join(work, 'repo', 'apps', 'delivery')]);
   await run('git', ['init', '-q', '-b', 'main', join(work, 'repo')]);
