@@ -48,7 +48,7 @@ let realNode: RealNodeEndpoint;
 const crashAfter = new Set<string>();
 
 /** slipway.yaml: qa and prod deliver through the environment repository (no chart: Git is the deploy). */
-function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', prod: 'pull-request' }, delivery?: GitopsEnvironment['delivery']): string {
+function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', prod: 'pull-request' }, delivery?: GitopsEnvironment['delivery'], args: Record<string, string> = { VERSION: 'test' }): string {
   const environment = (name: 'qa' | 'prod') => ({
     registry: 'dev',
     ...(name === 'prod' ? { imagePrefix: 'prod/', approval: { approvers: ['alice'] } } : {}),
@@ -61,14 +61,13 @@ function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', 
     registries: { dev: { type: 'oci', url: stack.registry.url, insecure: true } },
     environments: { qa: environment('qa'), prod: environment('prod') },
     identity: { issuers: [{ name: 'ui' }], local: true },
-    services: { delivery: { build: { context: 'services/delivery', args: { VERSION: 'test' } } } },
+    services: { delivery: { build: { context: 'services/delivery', args } } },
   });
 }
 
 function start(merge?: { qa: string; prod: string }, args: Record<string, string> = {}) {
   const version = uniqueVersion();
-  const text = configText(merge, env.delivery).replace('VERSION: test', `VERSION: ${version}${Object.entries(args).map(([k, v]) => `, ${k}: "${v}"`).join('')}`);
-  return slipway.start(planRelease(parseConfig(text), { service: 'delivery', version, requester: 'ci-bot' }));
+  return slipway.start(planRelease(parseConfig(configText(merge, env.delivery, { VERSION: version, ...args })), { service: 'delivery', version, requester: 'ci-bot' }));
 }
 
 const owner = () => env.owner;
