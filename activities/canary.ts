@@ -47,7 +47,7 @@ export function createCanaryActivities(deps: CanaryDeps): Pick<SlipwayActivities
         'slipway.dev/digest': input.image.slice(input.image.indexOf('@') + 1),
       };
       const plan = input.traffic ? { traffic: input.traffic, weights: input.weights ?? [] } : undefined;
-      return planned(() => deps.canaries.start(input.target, input.service, input.image, marks, plan));
+      return planned(() => deps.canaries.start(input.target, input.service, input.image, marks, plan, input.noStable ?? 'fail'));
     },
 
     async setCanaryWeight(input: SetCanaryWeightInput) {

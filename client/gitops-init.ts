@@ -76,7 +76,8 @@ export function gitopsLayout(config: SlipwayConfig, opts: GitopsInitOptions): { 
           replicas: 1,
           selector: { matchLabels: labels },
           template: {
-            metadata: { labels },
+            // track: stable and the scrape annotations are what Slipway's canary copy and its metrics queries read.
+            metadata: { labels: { ...labels, track: 'stable' }, annotations: { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(port), 'prometheus.io/path': '/metrics' } },
             spec: {
               containers: [
                 {

@@ -466,8 +466,6 @@ export const slipwayConfigSchema = z
         const at = ['environments', env, 'delivery'];
         if (!e.kubeContext) ctx.addIssue({ code: 'custom', path: at, message: 'type gitops needs kubeContext and namespace (the cluster Flux applies to, where the smoke checks run)' });
         if (!e.delivery.flux) ctx.addIssue({ code: 'custom', path: [...at, 'flux'], message: 'is required with type gitops: { namespace, gitRepository, kustomization } naming the Flux objects the release waits on' });
-        // Not yet: a canary's stable side is Helm's, which a gitops environment does not drive.
-        if (e.canary) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary'], message: 'is not supported with delivery type gitops yet (remove canary, or deliver with helm)' });
       }
       if (e.canary && !e.kubeContext) ctx.addIssue({ code: 'custom', path: ['environments', env, 'canary'], message: 'needs kubeContext and namespace (a canary runs in a cluster)' });
       if (Boolean(e.kubeContext) !== Boolean(e.namespace)) {

@@ -126,7 +126,8 @@ export function planRelease(cfg: SlipwayConfig, raw: unknown): ReleaseInput {
           }
         : undefined,
       scan: env.scan ? scanPlanOf(env.scan) : undefined,
-      canary: env.canary && env.kubeContext && svc.chart && !gitops ? canaryPlanOf(env.canary) : undefined,
+      // Under gitops the canary is Slipway's copy of the Deployment Flux applied; promotion is the Git change.
+      canary: env.canary && env.kubeContext && (svc.chart || gitops) ? canaryPlanOf(env.canary) : undefined,
       ...(gitops ? { gitops } : {}),
       deploy: env.kubeContext && env.namespace && svc.chart && !gitops
         ? { ...deployPlanOf(env.deploy, { context: env.kubeContext, namespace: env.namespace }, req.service, { ...svc.chart.values, ...(svc.chart.environments[name] ?? {}) }), ...(svc.chart.imageValues ? { imageValues: svc.chart.imageValues } : {}) }

@@ -506,9 +506,13 @@ export interface StartCanaryInput {
   /** The traffic router and the steps' weights, checked against the stable Deployment before the canary is created. */
   traffic?: CanaryPlan['traffic'];
   weights?: { step: number; weight: number }[];
+  /** GitOps: no stable Deployment yet (Flux never applied one) answers `absent` instead of failing. */
+  noStable?: 'fail' | 'absent';
 }
 export interface StartCanaryResult {
+  /** Empty with `absent`: nothing to compare with, no canary was made. */
   canary: string;
+  absent?: boolean;
   stableImage?: string;
   stableReplicas: number;
 }

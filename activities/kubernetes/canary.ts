@@ -56,8 +56,17 @@ export class KubeCanary {
     image: string,
     marks: Record<string, string>,
     plan?: { traffic: TrafficPlan; weights: { step?: number; weight: number }[] },
-  ): Promise<{ canary: string; stableImage?: string; stableReplicas: number }> {
-    const d = await this.cluster.call(t, `read ${stable}`, () => this.apps(t).readNamespacedDeployment({ name: stable, namespace: t.namespace }));
+    noStable: 'fail' | 'absent' = 'fail',
+  ): Promise<{ canary: string; absent?: boolean; stableImage?: string; stableReplicas: number }> {
+    const d = await this.cluster.call(t, `read ${stable}`, () =>
+      this.apps(t)
+        .readNamespacedDeployment({ name: stable, namespace: t.namespace })
+        .catch((err) => {
+          if (noStable === 'absent' && isHttp(err, 404)) return undefined;
+          throw err;
+        }),
+    );
+    if (!d) return { canary: '', absent: true, stableReplicas: 0 };
     if (plan) {
       const router = this.router(plan.traffic, stable);
       checkWeights(router, plan.weights, stable, d.spec?.replicas ?? 1);
@@ -67,9 +76,9 @@ export class KubeCanary {
     return this.cluster.call(t, `start canary of ${stable}`, async () => {
       const apps = this.apps(t);
       const name = canaryName(stable);
-      // Helm does not own the copy: drop its chart label and say who manages it.
+      // Neither Helm nor Flux owns the copy: drop their labels (Flux's would claim it for its Kustomization) and say who manages it.
       const strip = (labels: Record<string, string> = {}) => ({
-        ...Object.fromEntries(Object.entries(labels).filter(([k]) => k !== 'helm.sh/chart')),
+        ...Object.fromEntries(Object.entries(labels).filter(([k]) => k !== 'helm.sh/chart' && !k.startsWith('kustomize.toolkit.fluxcd.io/'))),
         'app.kubernetes.io/managed-by': 'slipway',
         track: 'canary',
       });

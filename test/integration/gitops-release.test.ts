@@ -20,7 +20,7 @@ import { k8s } from '../../activities/kubernetes/client';
 import { KubeCluster } from '../../activities/kubernetes/cluster';
 import { EnvCredentialStore } from '../../activities/registry/credentials';
 import type { SlipwayClient } from '../../client/client';
-import { ensureGitops, fluxStatus, type GitopsEndpoint } from '../../client/stack/flux';
+import { ensureGitops, fluxStatus, requestReconcile, type GitopsEndpoint } from '../../client/stack/flux';
 import { ensureGitopsEnvironment, giteaApi, removeGitopsEnvironment, type GitopsEnvironment } from '../../client/stack/gitops-env';
 import { ensureRealNode, REAL_NODE_PLACEMENT, type RealNodeEndpoint } from '../../client/stack/node';
 import { ErrorTypes } from '../../model/errors';
@@ -48,8 +48,9 @@ let realNode: RealNodeEndpoint;
 const crashAfter = new Set<string>();
 
 /** slipway.yaml: qa and prod deliver through the environment repository (no chart: Git is the deploy). */
-function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', prod: 'pull-request' }, delivery?: GitopsEnvironment['delivery'], args: Record<string, string> = { VERSION: 'test' }): string {
+function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', prod: 'pull-request' }, delivery?: GitopsEnvironment['delivery'], args: Record<string, string> = { VERSION: 'test' }, prodCanary?: unknown): string {
   const environment = (name: 'qa' | 'prod') => ({
+    ...(name === 'prod' && prodCanary ? { canary: prodCanary } : {}),
     registry: 'dev',
     ...(name === 'prod' ? { imagePrefix: 'prod/', approval: { approvers: ['alice'] } } : {}),
     kubeContext: stack.contexts[name],
@@ -65,9 +66,9 @@ function configText(merge: { qa: string; prod: string } = { qa: 'pull-request', 
   });
 }
 
-function start(merge?: { qa: string; prod: string }, args: Record<string, string> = {}) {
+function start(merge?: { qa: string; prod: string }, args: Record<string, string> = {}, prodCanary?: unknown) {
   const version = uniqueVersion();
-  return slipway.start(planRelease(parseConfig(configText(merge, env.delivery, { VERSION: version, ...args })), { service: 'delivery', version, requester: 'ci-bot' }));
+  return slipway.start(planRelease(parseConfig(configText(merge, env.delivery, { VERSION: version, ...args }, prodCanary)), { service: 'delivery', version, requester: 'ci-bot' }));
 }
 
 const owner = () => env.owner;
@@ -231,4 +232,74 @@ test('an image that never becomes ready fails prod with Flux\'s reason; prod is 
   // qa merges by pull request: its revert is one, left for a person, and the note says so.
   expect(status.gitops!.qa.state).toBe('revert-pull-request');
   expect(status.error).toContain(status.gitops!.qa.revert!.pullRequest!.url);
+}, 900_000);
+
+/** prod's canary: half the pods by replica ratio behind the one Service, judged on the sample's own error ratio in this namespace. */
+const CANARY = {
+  traffic: { type: 'replicas' },
+  prometheus: { url: stack.prometheus.url, stepSeconds: 1 },
+  queries: { errors: `(sum(rate(http_requests_total{code=~"5..",namespace="${ns}",track="$track"}[5s])) or vector(0)) / sum(rate(http_requests_total{namespace="${ns}",track="$track"}[5s]))` },
+  judge: { metrics: [{ name: 'errors', groups: ['errors'], direction: 'increase', critical: true, nanStrategy: 'replace' }] },
+  steps: [{ setWeight: 50 }, { pause: { duration: '10s' } }, { analysis: { duration: '12s', interval: '4s' } }],
+  decisionTimeout: '20s',
+};
+
+test('under gitops a canary runs as Slipway\'s copy beside what Flux applied, a reconcile during it changes nothing, and promotion is the Git change', async () => {
+  const apps = cluster.api(stack.contexts.prod, k8s.AppsV1Api);
+  const core = cluster.api(stack.contexts.prod, k8s.CoreV1Api);
+  // Bounded load on every ready pod of the service (replica routing: each pod its share), by pod IP on the real node.
+  let loading = true;
+  const until = Date.now() + 300_000;
+  const load = (async () => {
+    while (loading && Date.now() < until) {
+      const pods = (await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=delivery' }).catch(() => ({ items: [] }))).items;
+      const ready = pods.filter((p) => p.status?.podIP && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      for (let i = 0; i < 5 && loading; i++) {
+        await Promise.all(ready.map((p) => fetch(`http://${p.status!.podIP}:8080/api/deliveries`, { signal: AbortSignal.timeout(2_000) }).then((r) => r.arrayBuffer(), () => undefined)));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  })();
+  try {
+    const stableBefore = (await apps.readNamespacedDeployment({ name: 'delivery', namespace: ns })).spec!.template.spec!.containers[0].image!;
+    const { workflowId: id } = await start({ qa: 'pull-request', prod: 'auto-merge' }, {}, CANARY);
+    const qa = await awaitingMerge(id, 'qa');
+    await mergeAsReviewer(id, 'qa', qa.number);
+    await slipway.waitFor(id, 'approval', { timeoutMs: 240_000 });
+    await slipway.decide(id, 'approve', { approver: 'alice' });
+    const running = await eventually(async () => {
+      const s = await slipway.status(id);
+      if (s.phase === 'failed') throw new Error(`release failed: ${s.error}`);
+      return s.canary?.environment === 'prod' && s.canary.weight === 50 ? s : undefined;
+    }, 240_000, 250);
+    const copy = await apps.readNamespacedDeployment({ name: 'delivery-canary', namespace: ns });
+    expect(copy.spec!.template.spec!.containers[0].image).toBe(`${stack.registry.url}/prod/delivery@${running.digest}`);
+    // Nobody else claims the copy: no Flux label on it, and Git still names the stable digest.
+    expect(Object.keys(copy.metadata?.labels ?? {}).filter((k) => k.startsWith('kustomize.toolkit.fluxcd.io/'))).toEqual([]);
+    expect(await fileOn('main', 'overlays/prod/kustomization.yaml')).not.toContain(running.digest!);
+
+    // A reconcile of the environment while the canary runs: Flux applies Git again and leaves the canary's objects alone.
+    const kustomization = { kind: 'Kustomization' as const, namespace: ns, name: env.flux.prod.kustomization };
+    const asked = await requestReconcile(stack.kubeconfig, stack.contexts.prod, [{ kind: 'GitRepository', namespace: ns, name: env.flux.prod.gitRepository }, kustomization]);
+    await eventually(async () => (await fluxStatus(stack.kubeconfig, stack.contexts.prod, kustomization)).lastHandledReconcileAt === asked, 60_000, 250);
+    const after = await apps.readNamespacedDeployment({ name: 'delivery-canary', namespace: ns });
+    expect([after.spec!.replicas, after.spec!.template.spec!.containers[0].image]).toEqual([copy.spec!.replicas, copy.spec!.template.spec!.containers[0].image]);
+    expect(after.spec!.replicas).toBeGreaterThan(0);
+    expect((await apps.readNamespacedDeployment({ name: 'delivery', namespace: ns })).spec!.template.spec!.containers[0].image).toBe(stableBefore);
+    expect((await slipway.status(id)).canary!.weight).toBe(50);
+
+    const { type, status } = await outcomeOf(slipway, id);
+    expect([type, status.error]).toEqual([undefined, undefined]);
+    expect(status.canary).toMatchObject({ environment: 'prod', state: 'promoted' });
+    expect(status.canary!.intervals.length).toBeGreaterThan(0);
+    const order = status.stages.filter((s) => s.environment === 'prod').map((s) => `${s.id}:${s.state}`);
+    expect(order.indexOf('canary:prod:succeeded')).toBeLessThan(order.indexOf('deploy:prod:succeeded'));
+    // Promotion went through Git: the stable Deployment Flux applied runs the digest; the copy is gone.
+    expect(await fileOn('main', 'overlays/prod/kustomization.yaml')).toContain(status.digest!);
+    expect((await apps.readNamespacedDeployment({ name: 'delivery', namespace: ns })).spec!.template.spec!.containers[0].image).toBe(`${stack.registry.url}/prod/delivery@${status.digest}`);
+    await expect(apps.readNamespacedDeployment({ name: 'delivery-canary', namespace: ns })).rejects.toMatchObject({ code: 404 });
+  } finally {
+    loading = false;
+    await load;
+  }
 }, 900_000);

@@ -73,7 +73,7 @@ export class CanaryLoop {
    */
   async analyse(env: EnvironmentPlan, started: StartCanaryResult): Promise<Record<string, unknown>> {
     const plan = env.canary!;
-    const target = env.deploy!.target;
+    const target = (env.deploy ?? env.gitops)!.target;
     const c: CanaryStatus = { environment: env.name, state: 'running', step: 0, weight: 0, intervals: [] };
     this.release.status.canary = c;
     // An action sent to an earlier environment's canary must not steer this one (it would promote with no analysis).

@@ -7,10 +7,11 @@
  */
 import { ApplicationFailure, CancellationScope, condition, setHandler, workflowInfo } from '@temporalio/workflow';
 import { ErrorTypes } from '../../model/errors';
-import type { EnvironmentPlan, GitopsRecord, ReleaseInput, SmokeTestResult } from '../../model/types';
+import type { EnvironmentPlan, GitopsRecord, ReleaseInput, SmokeTestResult, StartCanaryResult } from '../../model/types';
 import type { PullRequestStatus } from '../../activities/gitops/ports';
 import { gitopsPullRequestChangedUpdate } from '../messages';
 import { FLUX_WAIT_MAX_MS, fluxActs, gitopsActs, kubeActs } from '../proxies';
+import type { CanaryLoop } from './canary-loop';
 import { iso, messageOf, type Release } from './status';
 
 /** Without a webhook, the pull request is read this often (a webhook's Update wakes the wait at once). */
@@ -24,10 +25,13 @@ export class GitopsDeliveries {
   /** The pull request the release waits on, and whether a webhook said it changed since the last read. */
   private waiting: { environment: string; number: number; poked: boolean } | undefined;
   private readonly releaseId = workflowInfo().workflowId;
+  /** Live canaries by environment: removed once Flux applied the promotion, or by compensation. */
+  private readonly canaries = new Map<string, EnvironmentPlan>();
 
   constructor(
     private readonly input: ReleaseInput,
     private readonly release: Release,
+    private readonly canary?: CanaryLoop,
   ) {}
 
   /** The webhook receiver's nudge; refused (leaving no event) unless the release waits for that pull request. */
@@ -58,11 +62,45 @@ export class GitopsDeliveries {
     return this.release.status.gitops![env];
   }
 
-  /** The deploy stage of a gitops environment: change → (pull request → merge) → Flux applied; then the smoke checks. */
+  /**
+   * A canary before the Git change: Slipway's copy of the Deployment Flux applied runs the new digest and takes traffic
+   * by the plan's router; none of those objects is in the environment repository, so a reconcile leaves them alone.
+   * Returns whether the analysis ran (nothing deployed there yet: no baseline, the change goes straight to Git).
+   */
+  private async canaryFirst(env: EnvironmentPlan): Promise<boolean> {
+    const g = env.gitops!;
+    const plan = env.canary!;
+    const id = `canary:${env.name}`;
+    const image = `${env.registry.host}/${env.repository}@${this.release.status.digest}`;
+    let analysed = false;
+    await this.release.run(id, async () => {
+      const weights = plan.steps.flatMap((s, step) => ('setWeight' in s ? [{ step, weight: s.setWeight }] : []));
+      this.canaries.set(env.name, env);
+      const started: StartCanaryResult = await kubeActs.startCanary({ releaseId: this.releaseId, service: this.input.service, environment: env.name, target: g.target, image, traffic: plan.traffic, weights, noStable: 'absent' });
+      if (started.absent) {
+        this.canaries.delete(env.name);
+        return { skipped: true, note: 'nothing runs here yet: there is no baseline to compare with, so the change goes to Git directly' };
+      }
+      const analysis = await this.canary!.analyse(env, started);
+      analysed = true;
+      // Promotion is the Git change that follows; the canary keeps serving until Flux has applied it.
+      this.release.status.canary!.state = 'promoting';
+      return { canary: started.canary, stableImage: started.stableImage, ...analysis };
+    });
+    return analysed;
+  }
+
+  private async removeCanary(env: EnvironmentPlan): Promise<void> {
+    await kubeActs.removeCanary({ service: this.input.service, target: env.gitops!.target, traffic: env.canary!.traffic });
+    this.canaries.delete(env.name);
+  }
+
+  /** The deploy stage of a gitops environment: [canary →] change → (pull request → merge) → Flux applied; then the smoke checks. */
   async deliver(env: EnvironmentPlan): Promise<void> {
     const g = env.gitops!;
     const d = g.delivery;
     const status = this.release.status;
+    const analysed = env.canary ? await this.canaryFirst(env) : false;
     status.gitops = { ...(status.gitops ?? {}), [env.name]: { repository: d.repository.url, branch: d.repository.branch, merge: d.merge, state: 'changing' } };
     const record = this.record(env.name);
     const id = `deploy:${env.name}`;
@@ -100,6 +138,11 @@ export class GitopsDeliveries {
       const applied = await fluxActs.waitFluxApplied({ target: g.target, flux: g.flux, commit, timeoutMs: Math.min(g.timeoutMs, FLUX_WAIT_MAX_MS) });
       record.appliedRevision = applied.revision;
       record.state = 'applied';
+      if (analysed) {
+        // Flux now runs the new digest in the stable Deployment: traffic back to it, the copy removed.
+        await this.removeCanary(env);
+        status.canary!.state = 'promoted';
+      }
       return { change: prepared.state, reused: prepared.reused, ...(prepared.previousDigest ? { previousDigest: prepared.previousDigest } : {}), ...decision, commit, applied: applied.revision, waitedMs: applied.waitedMs };
     });
     if (g.smoke.length) {
@@ -147,9 +190,19 @@ export class GitopsDeliveries {
 
   /** Compensation: reverts each touched environment's change, newest first; returns a note of what could not be undone. */
   async rollBackAll(reason: string): Promise<string | undefined> {
-    if (!this.touched.length) return undefined;
+    if (!this.touched.length && !this.canaries.size) return undefined;
     const problems: string[] = [];
     await CancellationScope.nonCancellable(async () => {
+      // A live canary goes first: traffic back to the stable Deployment, the copy removed (Git never changed for it).
+      for (const [name, env] of [...this.canaries]) {
+        try {
+          await this.removeCanary(env);
+          const c = this.release.status.canary;
+          if (c?.environment === name) c.state = 'rolled-back';
+        } catch (err) {
+          problems.push(`removing the canary in ${name} failed: ${messageOf(err)}`);
+        }
+      }
       for (const env of [...this.touched].reverse()) {
         const id = `rollback:${env.name}`;
         this.release.addStage(id, 'rollback', env.name);

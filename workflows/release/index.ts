@@ -31,7 +31,7 @@ export async function releaseWorkflow(rawInput: StartRequest | ReleaseInput): Pr
   const canary = new CanaryLoop(input, release);
   const deploys = new Deploys(input, release, canary);
   listenForCanaryActions(canary, input, release, decisions);
-  const gitops = new GitopsDeliveries(input, release).listen();
+  const gitops = new GitopsDeliveries(input, release, canary).listen();
 
   try {
     await pipeline.run(() => runStages(input, release, approvals, deploys, gitops));

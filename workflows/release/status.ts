@@ -41,6 +41,8 @@ export class Release {
     const addDeploy = (env: EnvironmentPlan) => {
       // GitOps: the change (and its pull request, and Flux) is the deploy stage; the smoke checks follow as usual.
       if (env.gitops) {
+        // With a canary, the analysis comes first and the Git change is its promotion.
+        if (env.canary) add(`canary:${env.name}`, 'canary', env.name);
         add(`deploy:${env.name}`, 'deploy', env.name);
         if (env.gitops.smoke.length) add(`smoke:${env.name}`, 'smoke', env.name);
         return;
