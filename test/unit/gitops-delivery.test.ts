@@ -53,6 +53,10 @@ describe('delivery configuration', () => {
     expect(plan.environments[0].gitops).toBeUndefined();
   });
 
+  test('a canary under gitops is accepted (Slipway\'s copy beside what Flux applied; promotion is the Git change)', () => {
+    expect(problems(config(`    kubeContext: kind-prod\n    namespace: web\n    canary: { steps: [ { setWeight: 10 }, { analysis: { duration: 1m, interval: 30s } } ], traffic: { type: gateway-api, route: web }, prometheus: { url: "http://p" } }${GITOPS}`))).toBe('');
+  });
+
   test('delivery type helm is today’s behaviour', () => {
     expect(problems(config('    delivery: { type: helm }'))).toBe('');
   });
@@ -60,7 +64,6 @@ describe('delivery configuration', () => {
   test.each([
     ['no cluster', GITOPS, 'environments.prod.delivery: type gitops needs kubeContext and namespace'],
     ['no flux objects', `    kubeContext: kind-prod\n    namespace: web${GITOPS.replace(/\n\s*flux:.*$/, '')}`, 'environments.prod.delivery.flux: is required with type gitops'],
-    ['a canary', `    kubeContext: kind-prod\n    namespace: web\n    canary: { steps: [ { setWeight: 10 }, { analysis: { duration: 1m, interval: 30s } } ], traffic: { type: gateway-api, route: web }, prometheus: { url: "http://p" } }${GITOPS}`, 'environments.prod.canary: is not supported with delivery type gitops yet'],
     ['an unknown type', '    delivery: { type: argo }', 'environments.prod.delivery'],
     ['a token instead of its variable', `    kubeContext: kind-prod\n    namespace: web${GITOPS.replace('GITEA_TOKEN', 'ghp_abc123')}`, 'environments.prod.delivery.forge.tokenEnv: must be the NAME of an environment variable'],
     ['a bad Flux name', `    kubeContext: kind-prod\n    namespace: web${GITOPS.replace('env-prod, kustomization', 'Env_Prod, kustomization')}`, 'environments.prod.delivery.flux.gitRepository: must be a Kubernetes object name'],
